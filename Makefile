@@ -1,0 +1,64 @@
+# uhttpd — top-level entry point.
+#
+#   make run      build the unix micropython with uhttpd and serve the demo
+#                 on http://127.0.0.1:8080
+#   make test     build, then run every test (pytest tests/ and fuzz/)
+#   make bench    benchmarks side by side with Microdot and nginx
+#   make build    just the binary: build/unix/micropython
+#
+# Variables: MICROPY_DIR (a MicroPython 1.25 tree; fetched from Debian's
+# source package into build/micropython-src/ when unset), BITS=32 for an
+# i386 build, SANITIZE=1 for ASan+UBSan, PORT for `make run`.
+
+PROJECT := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
+PYTHON ?= python3
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+PORT ?= 8080
+
+ifeq ($(BITS),32)
+  FLAVOUR := unix32
+  MPFLAGS := MICROPY_FORCE_32BIT=1
+else
+  FLAVOUR := unix
+  MPFLAGS :=
+endif
+ifeq ($(SANITIZE),1)
+  FLAVOUR := $(FLAVOUR)-asan
+  MPFLAGS += UHTTPD_SANITIZE=1
+endif
+BUILD_DIR := $(PROJECT)/build/$(FLAVOUR)
+BINARY := $(BUILD_DIR)/micropython
+
+.PHONY: build run test test-fast bench deps fuzz clean
+build:
+	@$(PROJECT)/tools/setup-deps.sh build
+	@if [ "$(BITS)" = 32 ]; then $(PROJECT)/tools/setup-deps.sh test; fi
+	@set -e; mpy=$$($(PROJECT)/tools/fetch-micropython.sh); \
+	$(MAKE) -s -C "$$mpy/mpy-cross" -j$(JOBS) BUILD="$(PROJECT)/build/mpy-cross" >/dev/null; \
+	$(MAKE) -s -C "$$mpy/ports/unix" -j$(JOBS) \
+	    VARIANT_DIR="$(PROJECT)/boards/unix-uhttpd" \
+	    BUILD="$(BUILD_DIR)" \
+	    MICROPY_MPYCROSS="$(PROJECT)/build/mpy-cross/mpy-cross" \
+	    MICROPY_MPYCROSS_DEPENDENCY="$(PROJECT)/build/mpy-cross/mpy-cross" \
+	    USER_C_MODULES="$(PROJECT)" $(MPFLAGS)
+	@echo "built $(BINARY)"
+
+run: build
+	$(BINARY) $(PROJECT)/examples/demo.py --port $(PORT)
+
+deps:
+	@$(PROJECT)/tools/setup-deps.sh test
+	@$(PYTHON) -m pip install -q -r $(PROJECT)/tests/requirements.txt
+
+test: build deps
+	UHTTPD_BINARY=$(BINARY) $(PYTHON) -m pytest -q $(PROJECT)/tests $(PROJECT)/fuzz
+
+bench: build
+	@$(PROJECT)/tools/setup-deps.sh bench
+	$(PYTHON) $(PROJECT)/bench/bench.py --binary $(BINARY)
+
+fuzz:
+	$(PROJECT)/fuzz/run_libfuzzer.sh $(SECONDS)
+
+clean:
+	rm -rf $(PROJECT)/build/unix $(PROJECT)/build/unix32 $(PROJECT)/build/unix-asan $(PROJECT)/build/unix32-asan $(PROJECT)/build/mpy-cross

@@ -1,0 +1,16 @@
+# uhttpd unix host variant (see mpconfigvariant.h).
+# Submodules absent from Debian's +ds source tree: btree, TLS, libffi.
+MICROPY_PY_BTREE = 0
+MICROPY_PY_SSL = 0
+MICROPY_PY_FFI = 0
+
+FROZEN_MANIFEST ?= $(VARIANT_DIR)/manifest.py
+
+# extmod/modwebrepl.c compares mp_uint_t with -2 (fatal under -Werror).
+$(BUILD)/extmod/modwebrepl.o: CFLAGS += -Wno-error=sign-compare
+
+# Optional sanitizer build: make SANITIZE=1 (see the project Makefile).
+ifeq ($(UHTTPD_SANITIZE),1)
+CFLAGS_EXTRA += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS_EXTRA += -fsanitize=address,undefined
+endif

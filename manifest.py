@@ -1,0 +1,3 @@
+# Freezes the uhttpd Python facade.  Used by the unix variant and the ESP32
+# board alike (include() it from a board manifest).
+module("uhttpd.py", base_path="frozen", opt=3)

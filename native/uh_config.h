@@ -1,0 +1,75 @@
+/*
+ * uhttpd: compile-time defaults and ceilings.  A board overrides any of them
+ * from its mpconfigboard.h (or with -D); Python keyword arguments of
+ * uhttpd.Server set the run-time values within these ceilings.
+ */
+#ifndef UHTTPD_UH_CONFIG_H
+#define UHTTPD_UH_CONFIG_H
+
+/* Simultaneous HTTP connections (SSE listeners are counted apart). */
+#ifndef UH_DEFAULT_MAX_CONNS
+#define UH_DEFAULT_MAX_CONNS (4)
+#endif
+#ifndef UH_CEIL_MAX_CONNS
+#define UH_CEIL_MAX_CONNS (256)
+#endif
+
+/* Request line + headers, bytes; over it: 414 (line) or 431 (headers). */
+#ifndef UH_DEFAULT_MAX_HEADER
+#define UH_DEFAULT_MAX_HEADER (2048)
+#endif
+#ifndef UH_MIN_MAX_HEADER
+#define UH_MIN_MAX_HEADER (256)
+#endif
+#ifndef UH_CEIL_MAX_HEADER
+#define UH_CEIL_MAX_HEADER (65536)
+#endif
+
+/* Headers per request; more: 431. */
+#ifndef UH_MAX_HEADERS
+#define UH_MAX_HEADERS (24)
+#endif
+
+/* Extra receive space after the head for body bytes (per connection). */
+#ifndef UH_BODY_SLACK
+#define UH_BODY_SLACK (1024)
+#endif
+
+/* Response header scratch (one per server). */
+#ifndef UH_TX_BUF
+#define UH_TX_BUF (1024)
+#endif
+
+/* Seconds for a request head, body inactivity and idle keep-alive. */
+#ifndef UH_DEFAULT_TIMEOUT_MS
+#define UH_DEFAULT_TIMEOUT_MS (5000)
+#endif
+
+/* Largest request body accepted (413 above). */
+#ifndef UH_DEFAULT_MAX_BODY
+#define UH_DEFAULT_MAX_BODY (16 * 1024 * 1024)
+#endif
+
+/* An unread body up to this size is drained after the handler so the
+ * connection stays usable; a larger one closes the connection. */
+#ifndef UH_DRAIN_MAX
+#define UH_DRAIN_MAX (64 * 1024)
+#endif
+
+/* listen() backlog: a burst of 32 clients must not lose SYNs. */
+#ifndef UH_LISTEN_BACKLOG
+#define UH_LISTEN_BACKLOG (128)
+#endif
+
+/* After an error reply the socket is half-closed and read until EOF for at
+ * most this long, so the client sees the reply instead of a reset. */
+#ifndef UH_LINGER_MS
+#define UH_LINGER_MS (1000)
+#endif
+
+/* File streaming block (bytes), settable per server. */
+#ifndef UH_DEFAULT_FILE_BLOCK
+#define UH_DEFAULT_FILE_BLOCK (8192)
+#endif
+
+#endif
