@@ -31,6 +31,8 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <unistd.h>
+#include <signal.h>
+#include <pthread.h>
 #define UH_THREAD_STACK (0)              /* port default (8k words) */
 #ifdef MSG_NOSIGNAL
 #define UH_SEND_FLAGS (MSG_NOSIGNAL)
@@ -64,5 +66,6 @@ void uh_wakeup_close(uh_wakeup_t *w);
 int uh_set_nonblock(int fd);
 void uh_sock_tune(int fd);               /* TCP_NODELAY etc. */
 int uh_close_fd(int fd);
+void uh_port_thread_init(void);        /* in the server thread, at start */
 
 #endif

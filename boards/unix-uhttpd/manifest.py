@@ -1,4 +1,5 @@
-# Unix host build: the port's standard frozen set plus uhttpd.
-include("$(PORT_DIR)/variants/manifest.py")
+# Unix host build: asyncio (in the MicroPython tree) plus uhttpd.  The port's
+# own variants/manifest.py needs micropython-lib (mip), which Debian's +ds
+# source package does not ship.
 include("$(MPY_DIR)/extmod/asyncio")
 include("../../manifest.py")

@@ -1,0 +1,148 @@
+/*
+ * uhttpd: the server core shared by the loop (uh_server.c) and the Python
+ * bindings (moduhttpd.c).
+ *
+ * Threading model (design.md section 2): one native thread per Server owns
+ * the listening socket and every connection and multiplexes them with
+ * poll().  The loop runs WITHOUT the GIL; it takes the GIL only to run Python
+ * (auth, routing callbacks, handlers) and to touch MicroPython objects, and
+ * every wait on the network (poll, recv, send) inside a handler releases it
+ * again.  All buffers are allocated once when the server starts.
+ */
+#ifndef UHTTPD_UH_SERVER_H
+#define UHTTPD_UH_SERVER_H
+
+#include "py/obj.h"
+#include "uh_config.h"
+#include "uh_port.h"
+#include "uh_parse.h"
+
+/* Method flags, as exposed to Python (GET/POST/DELETE are the original's). */
+enum {
+    UH_GET = 1,
+    UH_POST = 2,
+    UH_DELETE = 4,
+    UH_HEAD = 8,
+    UH_PUT = 16,
+    UH_PATCH = 32,
+    UH_OPTIONS = 64,
+    UH_OTHER = 128,
+};
+
+enum { UH_AUTH_OPEN = 0, UH_AUTH_BASIC = 1, UH_AUTH_CUSTOM = 2 };
+
+/* Route kinds (element 2 of a route tuple). */
+enum { UH_ROUTE_PY = 0 };
+
+/* Connection states. */
+enum {
+    UH_CS_FREE = 0,
+    UH_CS_HEAD,        /* waiting for / reading a request head */
+    UH_CS_BUSY,        /* a request is being served (handler running) */
+    UH_CS_LINGER,      /* reply sent, write side shut, reading until EOF */
+};
+
+/* Response progress of the current request. */
+enum {
+    UH_RESP_NONE = 0,
+    UH_RESP_WRITTEN,   /* write(): complete response sent */
+    UH_RESP_CHUNKED,   /* send_chunk() started (chunked or close-delimited) */
+    UH_RESP_CHUNK_END, /* send_chunk(None) sent */
+    UH_RESP_RAW,       /* send(): caller formats HTTP; connection closes */
+};
+
+enum { UH_BODY_NONE = 0, UH_BODY_LENGTH, UH_BODY_CHUNKED };
+
+typedef struct _uh_conn_t {
+    int fd;
+    uint8_t state;
+    uint8_t resp;
+    uint8_t body_kind;
+    uint8_t body_done;
+    uint8_t keep_alive;    /* this request may be followed by another */
+    uint8_t head_only;     /* HEAD: reply without body */
+    uint8_t served;        /* at least one reply sent: idle means keep-alive idle */
+    uint8_t continue_sent;
+    uint8_t io_error;      /* client vanished / timed out mid-request */
+    uint8_t close_delim;   /* send_chunk to HTTP/1.0: body ends at close */
+    uint16_t err_status;   /* status to answer after a body read failure */
+    char *buf;             /* cap bytes, allocated once */
+    size_t cap;
+    size_t len;
+    size_t head_len;
+    size_t rpos;           /* unread (decoded) body bytes: buf[rpos..rpos+ravail) */
+    size_t ravail;
+    uint64_t body_left;    /* Content-Length bytes not yet handed out (incl. ravail) */
+    uint64_t body_total;   /* decoded chunked bytes so far */
+    uh_chunked_t chunk;
+    uh_request_t req;
+    uint32_t deadline;
+    uint32_t stamp;        /* last activity, for closing the oldest idle */
+} uh_conn_t;
+
+struct _uhttpd_request_obj_t;
+
+typedef struct _uh_state_t {
+    struct _uh_state_t *next;    /* list of live servers (root pointer) */
+    uintptr_t facade_hidden;     /* ~(Server facade): a weak reference */
+    int lfd;
+    uh_wakeup_t wake;
+    uint16_t port;
+    volatile uint8_t stop;
+    volatile uint8_t running;
+    uint8_t cors;
+    uint8_t auth_mode;
+    mp_uint_t thread_id;
+    size_t stack_size;
+    size_t max_conns;
+    size_t max_header;
+    uint64_t max_body;
+    uint32_t timeout_ms;
+    uint32_t accept_pause_until;
+    mp_obj_t auth;               /* bytes (basic) or callable (custom) */
+    mp_obj_t routes;             /* list of (pattern, mask, kind, target) */
+    uh_conn_t *conns;
+    struct pollfd *pfds;
+    uh_conn_t **pconn;           /* pfds[i] -> connection (NULL for others) */
+    char *tx;                    /* UH_TX_BUF: response head scratch */
+    char *pathbuf;               /* max_header + 1: decoded request path */
+    size_t path_len;
+    struct _uhttpd_request_obj_t *reqobj;
+} uh_state_t;
+
+typedef struct _uhttpd_request_obj_t {
+    mp_obj_base_t base;
+    uh_state_t *st;
+    uh_conn_t *conn;             /* NULL when the request is over */
+    uint8_t mflag;
+} uhttpd_request_obj_t;
+
+extern const mp_obj_type_t uhttpd_request_type;
+
+/* uh_server.c */
+uint32_t uh_ticks_ms(void);
+void uh_state_start(uh_state_t *st);              /* GIL held: create thread */
+void uh_thread_stop_wait(uh_state_t *st);         /* GIL held */
+int uh_fd_track(int fd);
+void uh_fd_untrack(int fd);
+void uh_fd_close_all_tracked(void);
+
+/* Network I/O for handlers; GIL held on entry and exit, released inside.
+ * On failure they mark the connection and raise OSError. */
+void uh_send_gil(uh_state_t *st, uh_conn_t *c, const void *data, size_t len, int more);
+mp_int_t uh_body_read(uh_state_t *st, uh_conn_t *c, char *dst, size_t n);
+
+#define UH_LEN_CHUNKED (-1)
+#define UH_LEN_NONE (-2)
+
+/* Response head into st->tx; returns its length.  body_len < 0: chunked
+ * (or close-delimited for HTTP/1.0).  extra: raw "Name: v\r\n" lines. */
+size_t uh_build_head(uh_state_t *st, uh_conn_t *c, int status, const char *status_str, size_t status_len,
+    const char *mime, size_t mime_len, mp_obj_t headers, int cors, int64_t body_len, const char *extra);
+/* A complete small reply (GIL held). */
+void uh_reply_simple(uh_state_t *st, uh_conn_t *c, int status, const char *extra, const char *body);
+
+/* moduhttpd.c: routing, auth and the handler call (GIL held). */
+void uh_handle_request(uh_state_t *st, uh_conn_t *c);
+
+#endif
