@@ -37,6 +37,10 @@ ACL_RW = 3
 Request = _uhttpd.Request
 
 _ROUTE_PY = 0
+_ROUTE_FILES = 1
+_ROUTE_RECV = 2
+_ROUTE_WS = 3
+_ROUTE_EVENTS = 4
 _METHODS = GET | POST | DELETE
 
 
@@ -142,6 +146,21 @@ class Server:
             raise TypeError("callback must be callable")
         self._take(_bits(methods), "route %s" % url)
         self._routes.append((url, methods, _ROUTE_PY, callback))
+
+    def ws(self, url, pwd=None):
+        """Give the MicroPython REPL over a WebSocket at ``url``
+        (WebREPL-compatible; ``pwd`` up to 9 characters).  Only requests
+        that ask for the upgrade match; a plain GET falls through to the
+        next route.  One REPL url per process."""
+        import uhttpd_repl
+        url = _check_url(url)
+        target = uhttpd_repl.setup(pwd)   # validates pwd, claims the REPL
+        try:
+            self._take(1, "ws %s" % url)
+        except Exception:
+            uhttpd_repl.release()
+            raise
+        self._routes.append((url, GET, _ROUTE_WS, target))
 
     def close(self):
         """Stop the server thread and free the port (idempotent)."""

@@ -56,7 +56,7 @@ static int uh_method_flag(int m) {
     }
 }
 
-static const uh_header_t *uh_find_header(uh_conn_t *c, const char *name, size_t nlen) {
+const uh_header_t *uh_find_header(uh_conn_t *c, const char *name, size_t nlen) {
     for (size_t i = 0; i < c->req.num_headers; i++) {
         const uh_header_t *h = &c->req.headers[i];
         if (h->name.len != nlen) {
@@ -120,7 +120,7 @@ typedef struct {
     int allow;          /* union of methods of every url match */
 } uh_route_hit_t;
 
-static mp_obj_t uh_route_find(uh_state_t *st, const char *path, size_t plen, int mflag, uh_route_hit_t *hit) {
+static mp_obj_t uh_route_find(uh_state_t *st, uh_conn_t *c, const char *path, size_t plen, int mflag, uh_route_hit_t *hit) {
     size_t n;
     mp_obj_t *items;
     hit->allow = 0;
@@ -135,6 +135,9 @@ static mp_obj_t uh_route_find(uh_state_t *st, const char *path, size_t plen, int
         const char *pat = mp_obj_str_get_data(r[0], &patlen);
         if (!uh_match(pat, patlen, path, plen)) {
             continue;
+        }
+        if (MP_OBJ_SMALL_INT_VALUE(r[2]) == UH_ROUTE_WS && !c->req.upgrade_websocket) {
+            continue;   /* a plain GET to the REPL url falls through */
         }
         int mask = mp_obj_get_int(r[1]);
         if (mask & UH_GET) {
@@ -213,7 +216,7 @@ void uh_handle_request(uh_state_t *st, uh_conn_t *c) {
         if (pl == 1 && st->pathbuf[0] == '*') {
             allow = UH_GET | UH_HEAD | UH_POST | UH_DELETE;
         } else {
-            uh_route_find(st, st->pathbuf, (size_t)pl, 0, &hit);
+            uh_route_find(st, c, st->pathbuf, (size_t)pl, 0, &hit);
             allow = hit.allow;
         }
         if (allow == 0) {
@@ -248,7 +251,7 @@ void uh_handle_request(uh_state_t *st, uh_conn_t *c) {
         }
     }
 
-    mp_obj_t route = uh_route_find(st, st->pathbuf, (size_t)pl, mflag, &hit);
+    mp_obj_t route = uh_route_find(st, c, st->pathbuf, (size_t)pl, mflag, &hit);
     if (route == MP_OBJ_NULL) {
         if (hit.allow) {
             char methods[80], extra[100];
@@ -260,9 +263,16 @@ void uh_handle_request(uh_state_t *st, uh_conn_t *c) {
         }
         return;
     }
-    uh_send_continue(st, c);
-    mp_call_function_1(hit.target, MP_OBJ_FROM_PTR(ro));
-    if (c->resp == UH_RESP_NONE) {
+    switch (hit.kind) {
+        case UH_ROUTE_WS:
+            uh_ws_upgrade(st, c, hit.target);
+            return;
+        default:
+            uh_send_continue(st, c);
+            mp_call_function_1(hit.target, MP_OBJ_FROM_PTR(ro));
+            break;
+    }
+    if (c->resp == UH_RESP_NONE && c->fd >= 0) {
         uh_reply_simple(st, c, 204, NULL, NULL);
     }
 }

@@ -31,8 +31,14 @@ enum {
 
 enum { UH_AUTH_OPEN = 0, UH_AUTH_BASIC = 1, UH_AUTH_CUSTOM = 2 };
 
-/* Route kinds (element 2 of a route tuple). */
-enum { UH_ROUTE_PY = 0 };
+/* Route kinds (element 2 of a route tuple (pattern, methods, kind, target)). */
+enum {
+    UH_ROUTE_PY = 0,      /* target: callable(req) */
+    UH_ROUTE_FILES = 1,   /* target: file server config (uh_files.c) */
+    UH_ROUTE_RECV = 2,    /* target: file receiver config (uh_files.c) */
+    UH_ROUTE_WS = 3,      /* target: REPL config (uh_ws.c); matches only upgrade requests */
+    UH_ROUTE_EVENTS = 4,  /* target: None (uh_sse.c) */
+};
 
 /* Connection states. */
 enum {
@@ -144,5 +150,11 @@ void uh_reply_simple(uh_state_t *st, uh_conn_t *c, int status, const char *extra
 
 /* moduhttpd.c: routing, auth and the handler call (GIL held). */
 void uh_handle_request(uh_state_t *st, uh_conn_t *c);
+const uh_header_t *uh_find_header(uh_conn_t *c, const char *name, size_t nlen);
+
+/* uh_ws.c: answer a WebSocket upgrade on the REPL url and hand the socket
+ * over to the REPL (GIL held).  On success the connection is detached from
+ * the server: set c->fd = -1 (the loop then frees the slot). */
+void uh_ws_upgrade(uh_state_t *st, uh_conn_t *c, mp_obj_t target);
 
 #endif
