@@ -78,11 +78,14 @@ class Server:
         keep-alive connections (408 for a slow head).
     :param max_body: largest request body in bytes (413 beyond).
     :param ext_path: the external storage mount path.
+    :param file_block: bytes per connection for file transfers (allocated
+        by serve()/receive(); default 16 KiB on unix, 2 KiB on ESP32).
     """
 
     def __init__(self, port=80, acl=AUTH_OPEN, cors=False, routes=8, auth=None,
                  events=0, host="0.0.0.0", max_conns=4, max_header=2048,
-                 timeout=5, max_body=16 * 1024 * 1024, ext_path="/sd"):
+                 timeout=5, max_body=16 * 1024 * 1024, ext_path="/sd",
+                 file_block=None):
         if acl == AUTH_BASIC:
             if isinstance(auth, str):
                 auth = auth.encode()
@@ -112,7 +115,10 @@ class Server:
             self._slots = 1 + sum(_bits(r[1] & _METHODS) for r in preset)
         self._used = 1  # OPTIONS
         self._events = events
-        self._ext_path = ext_path
+        if not isinstance(ext_path, str) or not ext_path.startswith("/") or ext_path == "/":
+            raise ValueError("ext_path must be an absolute path such as '/sd'")
+        self._fcfg = [None, ext_path.rstrip("/")]   # [file_acl, ext_path], shared with receivers
+        self._file_block = file_block
         self._core = _uhttpd.Core(self, host, port, max_conns, max_header,
                                   int(timeout * 1000), max_body)
         self._core.configure(self._routes, acl, auth, cors)
@@ -147,6 +153,60 @@ class Server:
         self._take(_bits(methods), "route %s" % url)
         self._routes.append((url, methods, _ROUTE_PY, callback))
 
+    def _files_setup(self):
+        self._core.set_files(self._fcfg[1], self._fcfg[0],
+                             self._file_block or _uhttpd.FILE_BLOCK)
+
+    def file_acl(self, cb):
+        """``cb(path)`` decides every file server/receiver access: return
+        ``ACL_RO``, ``ACL_WO``, ``ACL_RW`` or an HTTP status >= 400;
+        anything else is 403.  Directories end with ``/``.  None removes it."""
+        if cb is not None and not callable(cb):
+            raise TypeError("file_acl needs a callable or None")
+        self._fcfg[0] = cb
+        self._files_setup()
+
+    def serve(self, prefix="", base=None, dirs=True, ext=False):
+        """Serve files for GET/HEAD under ``<prefix>/*`` from ``base``
+        (JSON listings for directory urls ending in ``/`` when ``dirs``,
+        else ``index.html`` or 403)."""
+        prefix = "" if prefix in ("", "/", None) else _check_url(prefix, "prefix").rstrip("/")
+        if "*" in prefix:
+            raise ValueError("prefix must not contain '*'")
+        if base is None or base == "/":
+            base = ""
+        else:
+            base = _check_url(base, "base").rstrip("/")
+        self._take(1, "serve()")
+        self._files_setup()
+        self._routes.append((prefix + "/*", GET, _ROUTE_FILES,
+                             (prefix, base, bool(dirs), bool(ext), _listing)))
+
+    def receive(self, dynamic=True, prefix=None, extonly=False, delete=False):
+        """Receive uploads: with ``dynamic``, POST ``<prefix>/*`` writes the
+        body to the path after the prefix (a path ending in ``/`` makes a
+        directory) and, with ``delete``, DELETE removes (``?force=1``:
+        recursively); otherwise POST to ``prefix`` takes the path from
+        ``Content-Disposition: attachment; filename="/path"``."""
+        if dynamic:
+            prefix = "" if prefix in (None, "", "/") else _check_url(prefix, "prefix").rstrip("/")
+            url = prefix + "/*"
+        else:
+            if prefix is None:
+                raise ValueError("receive(dynamic=False) needs the endpoint prefix")
+            prefix = _check_url(prefix, "prefix")
+            url = prefix
+            if delete:
+                raise ValueError("delete needs dynamic=True")
+        if "*" in prefix:
+            raise ValueError("prefix must not contain '*'")
+        methods = POST | (DELETE if delete else 0)
+        self._take(_bits(methods), "receive()")
+        methods |= PUT   # (ext) curl -T and other PUT uploaders
+        self._files_setup()
+        cfg = (prefix, bool(dynamic), bool(extonly), self._fcfg)
+        self._routes.append((url, methods, _ROUTE_RECV, (_receive, cfg)))
+
     def ws(self, url, pwd=None):
         """Give the MicroPython REPL over a WebSocket at ``url``
         (WebREPL-compatible; ``pwd`` up to 9 characters).  Only requests
@@ -171,3 +231,192 @@ class Server:
 
     def __exit__(self, *exc):
         self.close()
+
+
+# ---- file server / receiver helpers (module level: no reference back to
+# the Server, so an unreferenced Server can be garbage-collected) ----------
+
+def _listing(req, fspath, urlpath):
+    import os
+    d = fspath.rstrip("/") or "/"
+    items = ['{"path": "..", "type": "directory", "size": 0}']
+    for e in os.ilistdir(d):
+        name = e[0]
+        full = (d + "/" + name) if d != "/" else "/" + name
+        try:
+            st = os.stat(full)
+        except OSError:
+            continue
+        isdir = st[0] & 0x4000
+        items.append('{"path": %s, "type": "%s", "size": %d}' % (
+            _json_str(name), "directory" if isdir else "file", 0 if isdir else st[6]))
+    req.write('{"path": %s, "list": [%s]}' % (_json_str(urlpath), ", ".join(items)),
+              mime="application/json", headers={"Cache-Control": "no-cache"})
+
+
+def _json_str(s):
+    import json
+    return json.dumps(s)
+
+
+def _errno_status(e):
+    n = e.errno if hasattr(e, "errno") else (e.args[0] if e.args else 0)
+    return {2: 404, 1: 403, 13: 403, 28: 507, 17: 409, 39: 409, 21: 409, 20: 409,
+            30: 403, 36: 414}.get(n, 500)
+
+
+def _isdir(path):
+    import os
+    try:
+        return os.stat(path)[0] & 0x4000 != 0
+    except OSError:
+        return None   # missing
+
+
+def _makedirs(path):
+    import os
+    cur = ""
+    for part in path.strip("/").split("/"):
+        cur += "/" + part
+        kind = _isdir(cur)
+        if kind is None:
+            os.mkdir(cur)
+        elif not kind:
+            raise OSError(20)   # ENOTDIR
+
+
+def _rmtree(path):
+    import os
+    for e in list(os.ilistdir(path)):
+        p = path + "/" + e[0]
+        if e[1] == 0x4000:
+            _rmtree(p)
+        else:
+            os.remove(p)
+    os.rmdir(path)
+
+
+def _acl(fcfg, path, need):
+    cb = fcfg[0]
+    if cb is None:
+        return 0
+    r = cb(path)
+    if isinstance(r, int) and not isinstance(r, bool):
+        if 400 <= r <= 599:
+            return r
+        if r in (ACL_RO, ACL_WO, ACL_RW) and r & need == need:
+            return 0
+    return 403
+
+
+def _disposition_path(req):
+    h = req.header("content-disposition")
+    if not h:
+        return None
+    h = h.decode()
+    kind, _, rest = h.partition(";")
+    if kind.strip().lower() not in ("attachment", "attachement"):
+        return None
+    for p in rest.split(";"):
+        k, _, v = p.strip().partition("=")
+        if k.strip().lower() == "filename":
+            v = v.strip()
+            if len(v) >= 2 and v[0] == '"' and v[-1] == '"':
+                v = v[1:-1]
+            return v
+    return None
+
+
+def _norm(path):
+    """Normalise an absolute path; None when it climbs above the root."""
+    if not path.startswith("/") or "\0" in path:
+        return None
+    trail = path.endswith("/")
+    out = []
+    for part in path.replace("\\", "/").split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not out:
+                return None
+            out.pop()
+        else:
+            out.append(part)
+    p = "/" + "/".join(out)
+    if trail and p != "/":
+        p += "/"
+    return p
+
+
+def _receive(req, cfg):
+    prefix, dynamic, extonly, fcfg = cfg
+    if dynamic:
+        path = req.path()[len(prefix):]
+    else:
+        path = _disposition_path(req)
+        if path is None:
+            return req._file_reply(400, None, "Content-Disposition: attachment; filename=\"/path\" required\n")
+        path = _norm(path)
+        if path is None:
+            return req._file_reply(400, None, "bad filename\n")
+    if path in ("", "/"):
+        return req._file_reply(403)
+    ext = fcfg[1]
+    if extonly and not (path == ext + "/" or path.startswith(ext + "/")):
+        return req._file_reply(403, None, "uploads only under %s\n" % ext)
+    is_dir = path.endswith("/")
+    if req.method() == DELETE:
+        return _delete(req, path, fcfg)
+    s = _acl(fcfg, path, ACL_WO)
+    if s:
+        return req._file_reply(s)
+    try:
+        if is_dir:
+            existed = _isdir(path)
+            if existed is False:
+                return req._file_reply(409, None, "a file is in the way\n")
+            _makedirs(path)
+            return req._file_reply(200 if existed else 201)
+        if req.header("content-length") is None and req.header("transfer-encoding") is None:
+            return req._file_reply(411)
+        parent = path.rsplit("/", 1)[0]
+        if parent:
+            _makedirs(parent)
+        kind = _isdir(path)
+        if kind:
+            return req._file_reply(409, None, "a directory is in the way\n")
+        created = kind is None
+        tmp = path + ".uhtmp"
+        if req._recv_to(tmp, path, created):
+            req._file_reply(201 if created else 200, None, "Created\n" if created else "OK\n")
+    except OSError as e:
+        req._file_reply(_errno_status(e))
+
+
+def _delete(req, path, fcfg):
+    s = _acl(fcfg, path, ACL_WO)
+    if s:
+        return req._file_reply(s)
+    import os
+    p = path.rstrip("/") or "/"
+    kind = _isdir(p)
+    if kind is None:
+        return req._file_reply(404)
+    try:
+        if kind:
+            if req.query("force") in (b"1", True):
+                _rmtree(p)
+            else:
+                try:
+                    os.rmdir(p)
+                except OSError as e:
+                    if _isdir(p):
+                        return req._file_reply(409, None, "directory not empty (use ?force=1)\n")
+                    raise e
+        else:
+            if path.endswith("/"):
+                return req._file_reply(404)
+            os.remove(p)
+        req._file_reply(204)
+    except OSError as e:
+        req._file_reply(_errno_status(e))

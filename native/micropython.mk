@@ -5,5 +5,6 @@ SRC_USERMOD_C += $(UHTTPD_MOD_DIR)/moduhttpd.c
 SRC_USERMOD_C += $(UHTTPD_MOD_DIR)/uh_server.c
 SRC_USERMOD_C += $(UHTTPD_MOD_DIR)/uh_parse.c
 SRC_USERMOD_C += $(UHTTPD_MOD_DIR)/uh_ws.c
+SRC_USERMOD_C += $(UHTTPD_MOD_DIR)/uh_files.c
 
 CFLAGS_USERMOD += -I$(UHTTPD_MOD_DIR)

@@ -267,6 +267,17 @@ void uh_handle_request(uh_state_t *st, uh_conn_t *c) {
         case UH_ROUTE_WS:
             uh_ws_upgrade(st, c, hit.target);
             return;
+        case UH_ROUTE_FILES:
+            uh_files_serve(st, c, hit.target);
+            break;
+        case UH_ROUTE_RECV: {
+            /* target: (function, config); Python decides, C streams */
+            size_t tn;
+            mp_obj_t *t;
+            mp_obj_tuple_get(hit.target, &tn, &t);
+            mp_call_function_2(t[0], MP_OBJ_FROM_PTR(ro), t[1]);
+            break;
+        }
         default:
             uh_send_continue(st, c);
             mp_call_function_1(hit.target, MP_OBJ_FROM_PTR(ro));
@@ -642,6 +653,8 @@ static const mp_rom_map_elem_t uhttpd_request_locals_table[] = {
     { MP_ROM_QSTR(MP_QSTR_write), MP_ROM_PTR(&uhttpd_request_write_obj) },
     { MP_ROM_QSTR(MP_QSTR_send_chunk), MP_ROM_PTR(&uhttpd_request_send_chunk_obj) },
     { MP_ROM_QSTR(MP_QSTR_send), MP_ROM_PTR(&uhttpd_request_send_obj) },
+    { MP_ROM_QSTR(MP_QSTR__recv_to), MP_ROM_PTR(&uh_recv_to_obj) },
+    { MP_ROM_QSTR(MP_QSTR__file_reply), MP_ROM_PTR(&uh_file_reply_obj) },
 };
 static MP_DEFINE_CONST_DICT(uhttpd_request_locals_dict, uhttpd_request_locals_table);
 
@@ -715,11 +728,15 @@ static mp_obj_t uhttpd_core_make_new(const mp_obj_type_t *type, size_t n_args, s
     st->max_body = (uint64_t)max_body;
     st->routes = mp_obj_new_list(0, NULL);
     st->auth = mp_const_none;
+    st->file_acl = mp_const_none;
+    st->ext_path = MP_OBJ_NEW_QSTR(MP_QSTR_);
+    st->file_block = UH_DEFAULT_FILE_BLOCK;
     st->conns = m_new0(uh_conn_t, st->max_conns);
     size_t cap = (st->max_header + UH_BODY_SLACK + 7) & ~(size_t)7;
     for (size_t k = 0; k < st->max_conns; k++) {
         uh_conn_t *c = &st->conns[k];
         c->fd = -1;
+        c->file_fd = -1;
         c->cap = cap;
         c->buf = m_new(char, cap + UH_MAX_HEADERS * sizeof(uh_header_t));
     }
@@ -819,6 +836,25 @@ static mp_obj_t uhttpd_core_configure(size_t n_args, const mp_obj_t *args) {
 }
 static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(uhttpd_core_configure_obj, 5, 5, uhttpd_core_configure);
 
+/* set_files(ext_path, file_acl, file_block): file server/receiver options */
+static mp_obj_t uhttpd_core_set_files(size_t n_args, const mp_obj_t *args) {
+    uhttpd_core_obj_t *self = MP_OBJ_TO_PTR(args[0]);
+    uh_state_t *st = self->st;
+    mp_obj_str_get_str(args[1]);
+    st->ext_path = args[1];
+    st->file_acl = args[2];
+    mp_int_t blk = mp_obj_get_int(args[3]);
+    if (st->conns[0].fbuf == NULL) {
+        if (blk < 512 || blk > 1024 * 1024) {
+            mp_raise_ValueError(MP_ERROR_TEXT("file_block must be 512..1048576"));
+        }
+        st->file_block = (size_t)blk;
+        uh_files_alloc(st);
+    }
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(uhttpd_core_set_files_obj, 4, 4, uhttpd_core_set_files);
+
 static mp_obj_t uhttpd_core_close(mp_obj_t self_in) {
     uhttpd_core_obj_t *self = MP_OBJ_TO_PTR(self_in);
     if (self->st != NULL) {
@@ -853,6 +889,7 @@ static MP_DEFINE_CONST_FUN_OBJ_1(uhttpd_core_running_obj, uhttpd_core_running);
 static const mp_rom_map_elem_t uhttpd_core_locals_table[] = {
     { MP_ROM_QSTR(MP_QSTR_port), MP_ROM_PTR(&uhttpd_core_port_obj) },
     { MP_ROM_QSTR(MP_QSTR_configure), MP_ROM_PTR(&uhttpd_core_configure_obj) },
+    { MP_ROM_QSTR(MP_QSTR_set_files), MP_ROM_PTR(&uhttpd_core_set_files_obj) },
     { MP_ROM_QSTR(MP_QSTR_close), MP_ROM_PTR(&uhttpd_core_close_obj) },
     { MP_ROM_QSTR(MP_QSTR_running), MP_ROM_PTR(&uhttpd_core_running_obj) },
     { MP_ROM_QSTR(MP_QSTR___del__), MP_ROM_PTR(&uhttpd_core_del_obj) },
@@ -908,6 +945,7 @@ static const mp_rom_map_elem_t uhttpd_module_globals_table[] = {
     { MP_ROM_QSTR(MP_QSTR_PATCH), MP_ROM_INT(UH_PATCH) },
     { MP_ROM_QSTR(MP_QSTR_OPTIONS), MP_ROM_INT(UH_OPTIONS) },
     { MP_ROM_QSTR(MP_QSTR_MAX_HEADERS), MP_ROM_INT(UH_MAX_HEADERS) },
+    { MP_ROM_QSTR(MP_QSTR_FILE_BLOCK), MP_ROM_INT(UH_DEFAULT_FILE_BLOCK) },
 };
 static MP_DEFINE_CONST_DICT(uhttpd_module_globals, uhttpd_module_globals_table);
 

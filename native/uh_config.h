@@ -67,9 +67,14 @@
 #define UH_LINGER_MS (1000)
 #endif
 
-/* File streaming block (bytes), settable per server. */
+/* File streaming block (bytes per connection, allocated by serve() or
+ * receive()), settable per server with Server(file_block=...). */
 #ifndef UH_DEFAULT_FILE_BLOCK
-#define UH_DEFAULT_FILE_BLOCK (8192)
+#if defined(ESP_PLATFORM)
+#define UH_DEFAULT_FILE_BLOCK (2048)
+#else
+#define UH_DEFAULT_FILE_BLOCK (16384)
+#endif
 #endif
 
 #endif

@@ -199,7 +199,7 @@ static int uh_wait(int fd, short events, uint32_t timeout_ms) {
 }
 
 /* Send everything or fail (-1).  Without the GIL. */
-static int uh_send_all_nogil(int fd, const char *p, size_t len, int more, uint32_t timeout_ms) {
+int uh_send_all_nogil(int fd, const char *p, size_t len, int more, uint32_t timeout_ms) {
     while (len > 0) {
         ssize_t r = send(fd, p, len, UH_SEND_FLAGS | (more ? UH_SEND_MORE : 0));
         if (r > 0) {
@@ -221,7 +221,7 @@ static int uh_send_all_nogil(int fd, const char *p, size_t len, int more, uint32
 }
 
 /* recv with a timeout: >0 bytes, 0 EOF, -1 error, -2 timeout.  No GIL. */
-static ssize_t uh_recv_wait(int fd, char *dst, size_t n, uint32_t timeout_ms) {
+ssize_t uh_recv_wait(int fd, char *dst, size_t n, uint32_t timeout_ms) {
     for (;;) {
         ssize_t r = recv(fd, dst, n, 0);
         if (r >= 0) {
@@ -474,7 +474,7 @@ void uh_reply_simple(uh_state_t *st, uh_conn_t *c, int status, const char *extra
 
 /* ---- connection table ---------------------------------------------------- */
 
-static void uh_conn_close(uh_state_t *st, uh_conn_t *c) {
+void uh_conn_close(uh_state_t *st, uh_conn_t *c) {
     (void)st;
     if (c->fd >= 0) {
         uh_close_fd(c->fd);
@@ -487,7 +487,7 @@ static void uh_conn_close(uh_state_t *st, uh_conn_t *c) {
 /* Half-close after an error reply and read until EOF (bounded in time), so
  * unread request bytes do not turn the close into a reset that destroys
  * the reply before the client reads it. */
-static void uh_conn_linger(uh_state_t *st, uh_conn_t *c) {
+void uh_conn_linger(uh_state_t *st, uh_conn_t *c) {
     (void)st;
     if (c->fd < 0) {
         c->state = UH_CS_FREE;
@@ -663,6 +663,21 @@ static void uh_serve(uh_state_t *st, uh_conn_t *c) {
     if (c->resp == UH_RESP_RAW || c->close_delim) {
         c->keep_alive = 0;
     }
+    if (c->resp == UH_RESP_DEFERRED && c->fd >= 0 && !c->io_error) {
+        /* a file stream takes over; the loop completes the reply */
+        if (c->next_state == UH_CS_FILE_TX && c->keep_alive) {
+            uh_body_finish(st, c);
+        }
+        MP_THREAD_GIL_EXIT();
+        c->served = 1;
+        if (c->next_state == UH_CS_FILE_TX) {
+            uh_conn_compact(c);
+        }
+        c->state = c->next_state;
+        c->stamp = uh_ticks_ms();
+        c->deadline = c->stamp + st->timeout_ms;
+        return;
+    }
     if (c->keep_alive) {
         uh_body_finish(st, c);
     }
@@ -671,12 +686,10 @@ static void uh_serve(uh_state_t *st, uh_conn_t *c) {
     c->served = 1;
     if (c->fd < 0) {
         uh_conn_close(st, c);
-    } else if (c->io_error || !c->keep_alive) {
-        if (c->io_error) {
-            uh_conn_close(st, c);
-        } else {
-            uh_conn_linger(st, c);
-        }
+    } else if (c->io_error) {
+        uh_conn_close(st, c);
+    } else if (!c->keep_alive) {
+        uh_conn_linger(st, c);
     } else {
         uh_conn_compact(c);
         c->state = UH_CS_HEAD;
@@ -711,6 +724,20 @@ static void uh_conn_process(uh_state_t *st, uh_conn_t *c) {
         }
         c->head_len = (size_t)r;
         uh_serve(st, c);
+    }
+}
+
+/* A streamed reply is complete (no GIL): keep the connection or close. */
+void uh_conn_finish_reply(uh_state_t *st, uh_conn_t *c) {
+    if (c->fd < 0) {
+        uh_conn_close(st, c);
+    } else if (!c->keep_alive || st->stop) {
+        uh_conn_linger(st, c);
+    } else {
+        c->state = UH_CS_HEAD;
+        c->stamp = uh_ticks_ms();
+        c->deadline = c->stamp + st->timeout_ms;
+        uh_conn_process(st, c);
     }
 }
 
@@ -807,7 +834,11 @@ static void uh_accept(uh_state_t *st) {
 static void uh_check_timeouts(uh_state_t *st, uint32_t now) {
     for (size_t k = 0; k < st->max_conns; k++) {
         uh_conn_t *c = &st->conns[k];
-        if ((c->state != UH_CS_HEAD && c->state != UH_CS_LINGER) || uh_diff(now, c->deadline) < 0) {
+        if (c->state == UH_CS_FREE || c->state == UH_CS_BUSY || uh_diff(now, c->deadline) < 0) {
+            continue;
+        }
+        if (c->state == UH_CS_FILE_TX || c->state == UH_CS_FILE_RX) {
+            uh_stream_abort(st, c, 408);   /* stalled transfer */
             continue;
         }
         if (c->state == UH_CS_HEAD && c->len > 0) {
@@ -835,11 +866,12 @@ static void uh_loop(uh_state_t *st) {
         }
         for (size_t k = 0; k < st->max_conns; k++) {
             uh_conn_t *c = &st->conns[k];
-            if (c->state != UH_CS_HEAD && c->state != UH_CS_LINGER) {
+            if (c->state != UH_CS_HEAD && c->state != UH_CS_LINGER
+                && c->state != UH_CS_FILE_TX && c->state != UH_CS_FILE_RX) {
                 continue;
             }
             st->pfds[n].fd = c->fd;
-            st->pfds[n].events = POLLIN;
+            st->pfds[n].events = c->state == UH_CS_FILE_TX ? POLLOUT : POLLIN;
             st->pconn[n++] = c;
             int32_t left = uh_diff(c->deadline, now);
             if (left < 0) {
@@ -872,6 +904,8 @@ static void uh_loop(uh_state_t *st) {
                     } else {
                         uh_accept(st);
                     }
+                } else if (c->fd == st->pfds[i].fd && (c->state == UH_CS_FILE_TX || c->state == UH_CS_FILE_RX)) {
+                    uh_stream_pump(st, c, ev);
                 } else if (c->fd == st->pfds[i].fd && (c->state == UH_CS_HEAD || c->state == UH_CS_LINGER)) {
                     if (ev & (POLLERR | POLLNVAL)) {
                         uh_conn_close(st, c);
@@ -915,7 +949,13 @@ static void *uh_thread_entry(void *arg) {
     MP_THREAD_GIL_ENTER();
 
     for (size_t k = 0; k < st->max_conns; k++) {
-        uh_conn_close(st, &st->conns[k]);
+        uh_conn_t *c = &st->conns[k];
+        if (c->state == UH_CS_FILE_TX || c->state == UH_CS_FILE_RX) {
+            MP_THREAD_GIL_EXIT();
+            uh_stream_abort(st, c, 0);
+            MP_THREAD_GIL_ENTER();
+        }
+        uh_conn_close(st, c);
     }
     if (st->lfd >= 0) {
         uh_close_fd(st->lfd);

@@ -46,6 +46,8 @@ enum {
     UH_CS_HEAD,        /* waiting for / reading a request head */
     UH_CS_BUSY,        /* a request is being served (handler running) */
     UH_CS_LINGER,      /* reply sent, write side shut, reading until EOF */
+    UH_CS_FILE_TX,     /* streaming a file to the client (uh_files.c) */
+    UH_CS_FILE_RX,     /* streaming an upload into a file (uh_files.c) */
 };
 
 /* Response progress of the current request. */
@@ -55,6 +57,7 @@ enum {
     UH_RESP_CHUNKED,   /* send_chunk() started (chunked or close-delimited) */
     UH_RESP_CHUNK_END, /* send_chunk(None) sent */
     UH_RESP_RAW,       /* send(): caller formats HTTP; connection closes */
+    UH_RESP_DEFERRED,  /* a stream was set up; the loop completes the reply */
 };
 
 enum { UH_BODY_NONE = 0, UH_BODY_LENGTH, UH_BODY_CHUNKED };
@@ -84,6 +87,17 @@ typedef struct _uh_conn_t {
     uh_request_t req;
     uint32_t deadline;
     uint32_t stamp;        /* last activity, for closing the oldest idle */
+    /* streaming (uh_files.c): all set up with the GIL, used by the loop */
+    uint8_t next_state;    /* UH_CS_FILE_TX / UH_CS_FILE_RX after the handler */
+    uint16_t rx_status;    /* upload: 201 created or 200 replaced */
+    int file_fd;           /* VfsPosix fd for sendfile(), else -1 */
+    mp_obj_t file;         /* open VFS file or MP_OBJ_NULL */
+    mp_obj_t rx_tmp;       /* upload: temporary path beside the target */
+    mp_obj_t rx_dst;       /* upload: the target path */
+    char *fbuf;            /* st->file_block bytes (serve()/receive() set up) */
+    size_t fpos, fend;     /* pending bytes in fbuf */
+    uint64_t file_off;     /* download: next file offset (sendfile) */
+    uint64_t file_left;    /* download: bytes still to send */
 } uh_conn_t;
 
 struct _uhttpd_request_obj_t;
@@ -106,6 +120,9 @@ typedef struct _uh_state_t {
     uint32_t timeout_ms;
     uint32_t accept_pause_until;
     mp_obj_t auth;               /* bytes (basic) or callable (custom) */
+    mp_obj_t file_acl;           /* file_acl(cb) callable or None */
+    mp_obj_t ext_path;           /* external storage mount path (str) */
+    size_t file_block;           /* bytes per file block (per connection) */
     mp_obj_t routes;             /* list of (pattern, mask, kind, target) */
     uh_conn_t *conns;
     struct pollfd *pfds;
@@ -151,6 +168,20 @@ void uh_reply_simple(uh_state_t *st, uh_conn_t *c, int status, const char *extra
 /* moduhttpd.c: routing, auth and the handler call (GIL held). */
 void uh_handle_request(uh_state_t *st, uh_conn_t *c);
 const uh_header_t *uh_find_header(uh_conn_t *c, const char *name, size_t nlen);
+
+void uh_conn_close(uh_state_t *st, uh_conn_t *c);      /* no GIL */
+void uh_conn_linger(uh_state_t *st, uh_conn_t *c);     /* no GIL */
+int uh_send_all_nogil(int fd, const char *p, size_t len, int more, uint32_t timeout_ms);
+ssize_t uh_recv_wait(int fd, char *dst, size_t n, uint32_t timeout_ms);
+
+/* uh_files.c */
+void uh_files_alloc(uh_state_t *st);                      /* GIL held */
+void uh_files_serve(uh_state_t *st, uh_conn_t *c, mp_obj_t cfg);   /* GIL held */
+void uh_stream_pump(uh_state_t *st, uh_conn_t *c, short revents); /* no GIL */
+void uh_stream_abort(uh_state_t *st, uh_conn_t *c, int status);   /* no GIL */
+void uh_conn_finish_reply(uh_state_t *st, uh_conn_t *c);          /* no GIL */
+extern const mp_obj_fun_builtin_var_t uh_recv_to_obj;
+extern const mp_obj_fun_builtin_var_t uh_file_reply_obj;
 
 /* uh_ws.c: answer a WebSocket upgrade on the REPL url and hand the socket
  * over to the REPL (GIL held).  On success the connection is detached from
