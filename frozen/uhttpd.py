@@ -80,12 +80,17 @@ class Server:
     :param ext_path: the external storage mount path.
     :param file_block: bytes per connection for file transfers (allocated
         by serve()/receive(); default 16 KiB on unix, 2 KiB on ESP32).
+    :param event_queue: bytes queued per SSE listener (default 8 KiB on
+        unix, 1 KiB on ESP32); a listener that falls further behind is
+        dropped.
+    :param event_ping: seconds between keep-alive comments to SSE
+        listeners (finds dead ones); 0 disables.
     """
 
     def __init__(self, port=80, acl=AUTH_OPEN, cors=False, routes=8, auth=None,
                  events=0, host="0.0.0.0", max_conns=4, max_header=2048,
                  timeout=5, max_body=16 * 1024 * 1024, ext_path="/sd",
-                 file_block=None):
+                 file_block=None, event_queue=None, event_ping=15):
         if acl == AUTH_BASIC:
             if isinstance(auth, str):
                 auth = auth.encode()
@@ -120,7 +125,10 @@ class Server:
         self._fcfg = [None, ext_path.rstrip("/")]   # [file_acl, ext_path], shared with receivers
         self._file_block = file_block
         self._core = _uhttpd.Core(self, host, port, max_conns, max_header,
-                                  int(timeout * 1000), max_body)
+                                  int(timeout * 1000), max_body, events,
+                                  event_queue or _uhttpd.EVENT_QUEUE,
+                                  int(event_ping * 1000))
+        self._event_url = None
         self._core.configure(self._routes, acl, auth, cors)
         for r in preset:
             if len(r) != 3:
@@ -206,6 +214,27 @@ class Server:
         self._files_setup()
         cfg = (prefix, bool(dynamic), bool(extonly), self._fcfg)
         self._routes.append((url, methods, _ROUTE_RECV, (_receive, cfg)))
+
+    def event(self, url):
+        """GET ``url`` opens a ``text/event-stream`` (at most ``events``
+        listeners at once, 503 beyond).  One event url per server."""
+        if self._events < 1:
+            raise OSError("uhttpd: Server(events=N) must be > 0 to use event()")
+        if self._event_url is not None:
+            raise OSError("uhttpd: one event url per server (already %s)" % self._event_url)
+        url = _check_url(url)
+        if "*" in url:
+            raise ValueError("the event url must not be a wildcard")
+        self._take(1, "event %s" % url)
+        self._event_url = url
+        self._routes.append((url, GET, _ROUTE_EVENTS, None))
+
+    def dispatch(self, data, event=None):
+        """Send ``data`` (str or bytes; several lines become several
+        ``data:`` lines) to every listener, optionally as ``event``.
+        Returns False when nobody listens.  Never waits on the network: a
+        listener that cannot keep up is dropped."""
+        return self._core.dispatch(data, event)
 
     def ws(self, url, pwd=None):
         """Give the MicroPython REPL over a WebSocket at ``url``

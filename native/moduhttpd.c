@@ -270,6 +270,9 @@ void uh_handle_request(uh_state_t *st, uh_conn_t *c) {
         case UH_ROUTE_FILES:
             uh_files_serve(st, c, hit.target);
             break;
+        case UH_ROUTE_EVENTS:
+            uh_sse_accept(st, c);
+            return;
         case UH_ROUTE_RECV: {
             /* target: (function, config); Python decides, C streams */
             size_t tn;
@@ -692,7 +695,7 @@ static void uh_wait_stopping(void) {
 }
 
 static mp_obj_t uhttpd_core_make_new(const mp_obj_type_t *type, size_t n_args, size_t n_kw, const mp_obj_t *args) {
-    mp_arg_check_num(n_args, n_kw, 7, 7, false);
+    mp_arg_check_num(n_args, n_kw, 10, 10, false);
     mp_obj_t facade = args[0];
     const char *host = mp_obj_str_get_str(args[1]);
     mp_int_t port = mp_obj_get_int(args[2]);
@@ -700,6 +703,18 @@ static mp_obj_t uhttpd_core_make_new(const mp_obj_type_t *type, size_t n_args, s
     mp_int_t max_header = mp_obj_get_int(args[4]);
     mp_int_t timeout_ms = mp_obj_get_int(args[5]);
     mp_int_t max_body = mp_obj_get_int(args[6]);
+    mp_int_t events = mp_obj_get_int(args[7]);
+    mp_int_t event_queue = mp_obj_get_int(args[8]);
+    mp_int_t ping_ms = mp_obj_get_int(args[9]);
+    if (events < 0 || events > UH_CEIL_MAX_CONNS) {
+        mp_raise_ValueError(MP_ERROR_TEXT("events out of range"));
+    }
+    if (event_queue < 64 || event_queue > 1024 * 1024) {
+        mp_raise_ValueError(MP_ERROR_TEXT("event_queue must be 64..1048576"));
+    }
+    if (ping_ms < 0) {
+        mp_raise_ValueError(MP_ERROR_TEXT("event ping must be >= 0"));
+    }
     if (port < 0 || port > 65535) {
         mp_raise_ValueError(MP_ERROR_TEXT("port must be 0..65535"));
     }
@@ -740,7 +755,10 @@ static mp_obj_t uhttpd_core_make_new(const mp_obj_type_t *type, size_t n_args, s
         c->cap = cap;
         c->buf = m_new(char, cap + UH_MAX_HEADERS * sizeof(uh_header_t));
     }
-    st->pfds = m_new0(struct pollfd, st->max_conns + 2);
+    uh_sse_alloc(st, (size_t)events, (size_t)event_queue);
+    st->sse_ping_ms = (uint32_t)ping_ms;
+    st->sse_next_ping = uh_ticks_ms() + st->sse_ping_ms;
+    st->pfds = m_new0(struct pollfd, st->max_conns + st->n_sse + 2);
     st->pconn = m_new0(uh_conn_t *, st->max_conns + 2);
     st->tx = m_new(char, UH_TX_BUF);
     st->pathbuf = m_new(char, st->max_header + 1);
@@ -855,6 +873,21 @@ static mp_obj_t uhttpd_core_set_files(size_t n_args, const mp_obj_t *args) {
 }
 static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(uhttpd_core_set_files_obj, 4, 4, uhttpd_core_set_files);
 
+static mp_obj_t uhttpd_core_dispatch(mp_obj_t self_in, mp_obj_t data, mp_obj_t event) {
+    uhttpd_core_obj_t *self = MP_OBJ_TO_PTR(self_in);
+    if (!self->st->running) {
+        return mp_const_false;
+    }
+    return uh_sse_dispatch(self->st, data, event);
+}
+static MP_DEFINE_CONST_FUN_OBJ_3(uhttpd_core_dispatch_obj, uhttpd_core_dispatch);
+
+static mp_obj_t uhttpd_core_listeners(mp_obj_t self_in) {
+    uhttpd_core_obj_t *self = MP_OBJ_TO_PTR(self_in);
+    return MP_OBJ_NEW_SMALL_INT(uh_sse_count(self->st));
+}
+static MP_DEFINE_CONST_FUN_OBJ_1(uhttpd_core_listeners_obj, uhttpd_core_listeners);
+
 static mp_obj_t uhttpd_core_close(mp_obj_t self_in) {
     uhttpd_core_obj_t *self = MP_OBJ_TO_PTR(self_in);
     if (self->st != NULL) {
@@ -890,6 +923,8 @@ static const mp_rom_map_elem_t uhttpd_core_locals_table[] = {
     { MP_ROM_QSTR(MP_QSTR_port), MP_ROM_PTR(&uhttpd_core_port_obj) },
     { MP_ROM_QSTR(MP_QSTR_configure), MP_ROM_PTR(&uhttpd_core_configure_obj) },
     { MP_ROM_QSTR(MP_QSTR_set_files), MP_ROM_PTR(&uhttpd_core_set_files_obj) },
+    { MP_ROM_QSTR(MP_QSTR_dispatch), MP_ROM_PTR(&uhttpd_core_dispatch_obj) },
+    { MP_ROM_QSTR(MP_QSTR_listeners), MP_ROM_PTR(&uhttpd_core_listeners_obj) },
     { MP_ROM_QSTR(MP_QSTR_close), MP_ROM_PTR(&uhttpd_core_close_obj) },
     { MP_ROM_QSTR(MP_QSTR_running), MP_ROM_PTR(&uhttpd_core_running_obj) },
     { MP_ROM_QSTR(MP_QSTR___del__), MP_ROM_PTR(&uhttpd_core_del_obj) },
@@ -946,6 +981,7 @@ static const mp_rom_map_elem_t uhttpd_module_globals_table[] = {
     { MP_ROM_QSTR(MP_QSTR_OPTIONS), MP_ROM_INT(UH_OPTIONS) },
     { MP_ROM_QSTR(MP_QSTR_MAX_HEADERS), MP_ROM_INT(UH_MAX_HEADERS) },
     { MP_ROM_QSTR(MP_QSTR_FILE_BLOCK), MP_ROM_INT(UH_DEFAULT_FILE_BLOCK) },
+    { MP_ROM_QSTR(MP_QSTR_EVENT_QUEUE), MP_ROM_INT(UH_DEFAULT_EVENT_QUEUE) },
 };
 static MP_DEFINE_CONST_DICT(uhttpd_module_globals, uhttpd_module_globals_table);
 

@@ -77,4 +77,14 @@
 #endif
 #endif
 
+/* Per-listener SSE queue (bytes, allocated at start); a listener whose
+ * queue cannot take the next event is dropped. */
+#ifndef UH_DEFAULT_EVENT_QUEUE
+#if defined(ESP_PLATFORM)
+#define UH_DEFAULT_EVENT_QUEUE (1024)
+#else
+#define UH_DEFAULT_EVENT_QUEUE (8192)
+#endif
+#endif
+
 #endif

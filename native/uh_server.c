@@ -881,7 +881,17 @@ static void uh_loop(uh_state_t *st) {
                 timeout = left + 1;
             }
         }
-        for (size_t i = 0; i < n; i++) {
+        size_t sse_at = n;
+        size_t sse_n = 0;
+        if (st->n_sse) {
+            sse_n = uh_sse_prepare(st, st->pfds + n);
+            n += sse_n;
+            int32_t ping = uh_sse_tick(st, now);
+            if (ping < timeout) {
+                timeout = ping;
+            }
+        }
+        for (size_t i = 0; i < sse_at; i++) {
             st->pfds[i].revents = 0;
         }
         int r = poll(st->pfds, n, timeout);
@@ -891,8 +901,11 @@ static void uh_loop(uh_state_t *st) {
         if (st->stop) {
             break;
         }
+        if (r > 0 && sse_n) {
+            uh_sse_handle(st, st->pfds + sse_at, sse_n);
+        }
         if (r > 0) {
-            for (size_t i = 0; i < n; i++) {
+            for (size_t i = 0; i < sse_at; i++) {
                 short ev = st->pfds[i].revents;
                 if (ev == 0) {
                     continue;
@@ -957,6 +970,7 @@ static void *uh_thread_entry(void *arg) {
         }
         uh_conn_close(st, c);
     }
+    uh_sse_close_all(st);
     if (st->lfd >= 0) {
         uh_close_fd(st->lfd);
         st->lfd = -1;

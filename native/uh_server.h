@@ -102,6 +102,13 @@ typedef struct _uh_conn_t {
 
 struct _uhttpd_request_obj_t;
 
+/* A Server-Sent Events listener (uh_sse.c). */
+typedef struct {
+    int fd;
+    size_t len;                  /* queued bytes in q */
+    char *q;                     /* sse_qsize bytes, allocated at start */
+} uh_sse_t;
+
 typedef struct _uh_state_t {
     struct _uh_state_t *next;    /* list of live servers (root pointer) */
     uintptr_t facade_hidden;     /* ~(Server facade): a weak reference */
@@ -127,6 +134,12 @@ typedef struct _uh_state_t {
     uh_conn_t *conns;
     struct pollfd *pfds;
     uh_conn_t **pconn;           /* pfds[i] -> connection (NULL for others) */
+    uh_sse_t *sse;               /* `events` listener slots */
+    size_t n_sse;
+    size_t sse_qsize;
+    uint32_t sse_ping_ms;
+    uint32_t sse_next_ping;
+    mp_thread_mutex_t sse_mutex; /* queues: dispatch() (any thread) vs loop */
     char *tx;                    /* UH_TX_BUF: response head scratch */
     char *pathbuf;               /* max_header + 1: decoded request path */
     size_t path_len;
@@ -182,6 +195,16 @@ void uh_stream_abort(uh_state_t *st, uh_conn_t *c, int status);   /* no GIL */
 void uh_conn_finish_reply(uh_state_t *st, uh_conn_t *c);          /* no GIL */
 extern const mp_obj_fun_builtin_var_t uh_recv_to_obj;
 extern const mp_obj_fun_builtin_var_t uh_file_reply_obj;
+
+/* uh_sse.c */
+void uh_sse_alloc(uh_state_t *st, size_t n, size_t qsize);         /* GIL held */
+void uh_sse_accept(uh_state_t *st, uh_conn_t *c);                 /* GIL held */
+mp_obj_t uh_sse_dispatch(uh_state_t *st, mp_obj_t data, mp_obj_t event); /* GIL held */
+size_t uh_sse_prepare(uh_state_t *st, struct pollfd *p);          /* no GIL */
+void uh_sse_handle(uh_state_t *st, struct pollfd *p, size_t n);   /* no GIL */
+int32_t uh_sse_tick(uh_state_t *st, uint32_t now);                /* no GIL */
+size_t uh_sse_count(uh_state_t *st);
+void uh_sse_close_all(uh_state_t *st);
 
 /* uh_ws.c: answer a WebSocket upgrade on the REPL url and hand the socket
  * over to the REPL (GIL held).  On success the connection is detached from

@@ -185,6 +185,10 @@ def test_connection_burst_survives(basic):
             break
     for s in socks:
         s.close()
+    # the burst's connections drain (EOF) and the server serves again
+    deadline = time.monotonic() + 5
+    while requests.get(basic.url + "/hello", timeout=5).status_code != 200:
+        assert time.monotonic() < deadline, "server did not recover after the burst"
     for _ in range(3):
         assert requests.get(basic.url + "/hello", timeout=5).status_code == 200
     assert basic.alive()
