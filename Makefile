@@ -29,7 +29,7 @@ endif
 BUILD_DIR := $(PROJECT)/build/$(FLAVOUR)
 BINARY := $(BUILD_DIR)/micropython
 
-.PHONY: build run test test-fast bench deps fuzz clean
+.PHONY: build run test test-32 test-asan bench deps fuzz clean
 build:
 	@$(PROJECT)/tools/setup-deps.sh build
 	@if [ "$(BITS)" = 32 ]; then $(PROJECT)/tools/setup-deps.sh test; fi
@@ -51,7 +51,17 @@ deps:
 	@$(PYTHON) -m pip install -q -r $(PROJECT)/tests/requirements.txt
 
 test: build deps
-	UHTTPD_BINARY=$(BINARY) $(PYTHON) -m pytest -q $(PROJECT)/tests $(PROJECT)/fuzz
+	UHTTPD_BINARY=$(BINARY) $(PYTHON) -m pytest -q $(PROJECT)/tests $(wildcard $(PROJECT)/fuzz)
+
+# The same suite on an i386 build (ESP32 is 32-bit) and under ASan+UBSan.
+test-32: deps
+	$(MAKE) build BITS=32
+	UHTTPD_BINARY=$(PROJECT)/build/unix32/micropython $(PYTHON) -m pytest -q $(PROJECT)/tests
+
+test-asan: deps
+	$(MAKE) build SANITIZE=1
+	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	UHTTPD_BINARY=$(PROJECT)/build/unix-asan/micropython $(PYTHON) -m pytest -q $(PROJECT)/tests
 
 bench: build
 	@$(PROJECT)/tools/setup-deps.sh bench

@@ -86,12 +86,22 @@ def start_app(app, *args, env=None, tmp_path=None, heapsize=None, timeout=20.0):
     raise RuntimeError("app %s did not start: %r\n%s" % (app, line, open(logpath).read()))
 
 
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                   "Segmentation fault", "SUMMARY: UndefinedBehaviorSanitizer")
+
+
+def sanitizer_report(text):
+    return [m for m in SANITIZER_MARKS if m in text]
+
+
 def stop_app(r):
     if r.proc.poll() is None:
         r.proc.kill()
     r.proc.wait(5)
     if r.proc.stdout:
         r.proc.stdout.close()
+    bad = sanitizer_report(r.log())
+    assert not bad, "sanitizer/crash report in %s:\n%s" % (r.logpath, r.log()[-4000:])
 
 
 @pytest.fixture

@@ -5,12 +5,13 @@ import time
 
 import requests
 
-from conftest import BINARY, APPS
+from conftest import BINARY, APPS, sanitizer_report
 
 
 def run(scenario, timeout=30):
     p = subprocess.run([BINARY, str(APPS / "lifetime.py"), scenario], capture_output=True, timeout=timeout)
     assert p.returncode == 0, p.stderr.decode()
+    assert not sanitizer_report(p.stderr.decode(errors="replace")), p.stderr.decode(errors="replace")
     return dict(line.split(" ", 1) for line in p.stdout.decode().splitlines() if " " in line)
 
 
