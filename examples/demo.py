@@ -1,10 +1,20 @@
 # uhttpd demo: `make run`, then open http://127.0.0.1:8080/
+#
+#   /            the demo page (examples/www): live event log, REPL terminal
+#   /hello       plain text, /hello?name=you
+#   /status      JSON
+#   /count       a chunked reply
+#   /echo        POST: echoes the body
+#   /fs/         JSON listing of examples/www; files under it
+#   /events      Server-Sent Events (a tick every second)
+#   /upload/<path>  POST/PUT writes the body to the absolute <path>, DELETE removes it
 import sys
 import time
 import uhttpd
 
 port = 8080
 host = "127.0.0.1"
+pwd = "uhttpd"
 args = sys.argv[1:]
 while args:
     a = args.pop(0)
@@ -12,21 +22,16 @@ while args:
         port = int(args.pop(0))
     elif a == "--host":
         host = args.pop(0)
+    elif a == "--password":
+        pwd = args.pop(0)
 
+here = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
+if not here.startswith("/"):
+    import os
+    here = os.getcwd() + "/" + here
+www = here + "/www"
 started = time.time()
 hits = 0
-
-
-def index(req):
-    req.write(
-        "<!doctype html><title>uhttpd</title><h1>uhttpd demo</h1><ul>"
-        "<li><a href='/hello'>/hello</a> plain text"
-        "<li><a href='/hello?name=you'>/hello?name=you</a> query"
-        "<li><a href='/status'>/status</a> JSON"
-        "<li><a href='/count'>/count</a> chunked reply"
-        "<li>POST to /echo echoes the body"
-        "</ul>"
-    )
 
 
 def hello(req):
@@ -55,15 +60,27 @@ def echo(req):
     req.write(body, mime=req.header("content-type") or "application/octet-stream")
 
 
-srv = uhttpd.Server(port, host=host, cors=True)
-srv.route("/", uhttpd.GET, index)
+srv = uhttpd.Server(port, host=host, cors=True, events=3, routes=16)
 srv.route("/hello", uhttpd.GET, hello)
 srv.route("/status", uhttpd.GET, status)
 srv.route("/count", uhttpd.GET, count)
 srv.route("/echo", uhttpd.POST, echo)
+srv.event("/events")
+try:
+    srv.ws("/", pwd)
+    repl = "WebREPL on ws://%s:%d/ (password %r)" % (host, srv.port(), pwd)
+except OSError as e:
+    repl = "no WebREPL: %s" % e
+srv.receive(True, "/upload", delete=True)
+srv.serve("/fs", www)
+srv.serve("", www, dirs=False)
 print("uhttpd demo on http://%s:%d/  (Ctrl-C to stop)" % (host, srv.port()))
+print(repl)
+n = 0
 try:
     while True:
         time.sleep(1)
+        n += 1
+        srv.dispatch('{"tick": %d, "uptime": %d}' % (n, time.time() - started), "tick")
 except KeyboardInterrupt:
     srv.close()
