@@ -407,3 +407,42 @@ def test_garbage_bytes_then_still_serving(basic):
             assert out.startswith(b"HTTP/1.1 4") or out.startswith(b"HTTP/1.1 5"), out[:40]
     assert requests.get(basic.url + "/hello").status_code == 200
     assert basic.alive()
+
+
+def test_heap_does_not_grow_with_requests(basic):
+    """design.md section 5: a soak of many requests leaves the heap where it was."""
+    with requests.Session() as s:
+        for _ in range(200):      # warm-up: every code path allocated once
+            s.get(basic.url + "/hello")
+            s.post(basic.url + "/echo", data=b"abc")
+        before = int(s.get(basic.url + "/mem").text)
+        for i in range(3000):
+            s.get(basic.url + "/hello")
+            if i % 10 == 0:
+                s.post(basic.url + "/echo", data=b"abc" * 10)
+                s.get(basic.url + "/nope")
+        after = int(s.get(basic.url + "/mem").text)
+    assert after - before < 2048, (before, after)
+
+
+def test_heap_per_idle_connection_is_zero(basic):
+    """Buffers are allocated at start: idle connections cost no heap."""
+    before = int(requests.get(basic.url + "/mem").text)
+    socks = []
+    for _ in range(3):
+        s = basic.connect()
+        s.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        s.recv(4096)
+        socks.append(s)
+    with socket.create_connection(("127.0.0.1", basic.port)) as s:
+        s.sendall(b"GET /mem HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        out = b""
+        while True:
+            b = s.recv(4096)
+            if not b:
+                break
+            out += b
+    during = int(out.split(b"\r\n\r\n", 1)[1])
+    for s in socks:
+        s.close()
+    assert during - before < 512, (before, during)
