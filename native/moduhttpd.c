@@ -688,8 +688,7 @@ static void uh_wait_stopping(void) {
             return;
         }
         MP_THREAD_GIL_EXIT();
-        struct pollfd none;
-        poll(&none, 0, 1);
+        uh_sleep_ms(1);
         MP_THREAD_GIL_ENTER();
     }
 }

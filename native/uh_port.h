@@ -63,6 +63,8 @@ void uh_wakeup_signal(uh_wakeup_t *w);
 void uh_wakeup_drain(uh_wakeup_t *w);
 void uh_wakeup_close(uh_wakeup_t *w);
 
+int uh_poll(struct pollfd *fds, size_t n, int timeout_ms);
+void uh_sleep_ms(uint32_t ms);
 int uh_set_nonblock(int fd);
 void uh_sock_tune(int fd);               /* TCP_NODELAY etc. */
 int uh_close_fd(int fd);

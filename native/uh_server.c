@@ -134,6 +134,35 @@ void uh_wakeup_close(uh_wakeup_t *w) {
     w->rd = w->wr = -1;
 }
 
+/* poll() for the loop and for handler waits.  On ESP32 never wait inside
+ * lwIP (see the soft-reset note at uh_thread_entry): zero-timeout polls
+ * with FreeRTOS sleeps in between. */
+int uh_poll(struct pollfd *fds, size_t n, int timeout_ms) {
+    #if defined(ESP_PLATFORM)
+    uint32_t start = uh_ticks_ms();
+    for (;;) {
+        int r = poll(fds, n, 0);
+        if (r != 0 || timeout_ms == 0) {
+            return r;
+        }
+        if (timeout_ms > 0 && (int32_t)(uh_ticks_ms() - start) >= timeout_ms) {
+            return 0;
+        }
+        vTaskDelay(1);
+    }
+    #else
+    return poll(fds, n, timeout_ms);
+    #endif
+}
+
+void uh_sleep_ms(uint32_t ms) {
+    #if defined(ESP_PLATFORM)
+    vTaskDelay(ms / portTICK_PERIOD_MS ? ms / portTICK_PERIOD_MS : 1);
+    #else
+    usleep(ms * 1000);
+    #endif
+}
+
 /* ---- fds owned by uhttpd, in static memory ------------------------------
  * On ESP32 a soft reset deletes the server task wherever it is, before any
  * finaliser runs, and wipes the heap.  The fds are recorded here (outside
@@ -185,7 +214,7 @@ static int uh_wait(int fd, short events, uint32_t timeout_ms) {
         if (left < 0) {
             left = 0;
         }
-        int r = poll(&p, 1, left);
+        int r = uh_poll(&p, 1, left);
         if (r > 0) {
             return 1;
         }
@@ -894,7 +923,7 @@ static void uh_loop(uh_state_t *st) {
         for (size_t i = 0; i < sse_at; i++) {
             st->pfds[i].revents = 0;
         }
-        int r = poll(st->pfds, n, timeout);
+        int r = uh_poll(st->pfds, n, timeout);
         if (r < 0 && errno != EINTR) {
             break;
         }
@@ -944,6 +973,35 @@ static void uh_state_unlink(uh_state_t *st) {
     st->next = NULL;
 }
 
+/*
+ * Soft reset on ESP32 (cannot be run here; the reasoning):
+ *
+ * ports/esp32/main.c calls mp_thread_deinit(), which vTaskDelete()s this
+ * task wherever it is, then gc_sweep_all() runs finalisers, then mp_deinit()
+ * and a fresh heap.  What a deleted task can leave behind, and why it is
+ * harmless:
+ *  - lwIP state: the only lwIP call that links caller-stack memory into a
+ *    global list is select()/poll() with a timeout (lwip_select links a
+ *    record on the caller's stack into select_cb_list until it returns); a
+ *    task deleted inside it would leave that record dangling for every later
+ *    select() in the system.  So on ESP32 the server never waits inside
+ *    lwIP: uh_poll() polls with a zero timeout (which returns before linking
+ *    anything) and sleeps between polls in FreeRTOS (vTaskDelay, one tick;
+ *    the board sets CONFIG_FREERTOS_HZ=1000, so 1 ms), without the GIL.
+ *    Every other socket call holds no caller memory once it returns.
+ *  - sockets: every fd the server opens is recorded in uh_fdmap (static
+ *    memory, not the heap).  The Core finaliser runs in gc_sweep_all and only
+ *    sets a flag; but the module's __init__ runs on the first import after
+ *    the reset and closes every recorded fd, so the port is free and
+ *    `Server(80)` after Ctrl-D binds again.
+ *  - root pointers: MP_STATE_VM(uhttpd_servers) is not cleared by mp_init;
+ *    __init__ sets it to NULL before anything reads it, so no stale pointer
+ *    into the old heap is ever followed.
+ *  - the GIL: mp_init() re-initialises it (py/runtime.c), so a task
+ *    deleted while holding it does not block the new interpreter.
+ *  - heap memory (buffers, queues) disappears with the old heap; nothing in
+ *    static memory points into it except the root pointer handled above.
+ */
 static void *uh_thread_entry(void *arg) {
     uh_state_t *st = arg;
     /* Take the GIL before touching thread state: the creator adjusts
@@ -1012,8 +1070,7 @@ void uh_thread_stop_wait(uh_state_t *st) {
     }
     while (st->running) {
         MP_THREAD_GIL_EXIT();
-        struct pollfd none;
-        poll(&none, 0, 1);
+        uh_sleep_ms(1);
         MP_THREAD_GIL_ENTER();
     }
 }
