@@ -697,6 +697,7 @@ static void uh_serve(uh_state_t *st, uh_conn_t *c) {
         if (c->next_state == UH_CS_FILE_TX && c->keep_alive) {
             uh_body_finish(st, c);
         }
+        st->reqobj->conn = NULL;
         MP_THREAD_GIL_EXIT();
         c->served = 1;
         if (c->next_state == UH_CS_FILE_TX) {
@@ -710,6 +711,7 @@ static void uh_serve(uh_state_t *st, uh_conn_t *c) {
     if (c->keep_alive) {
         uh_body_finish(st, c);
     }
+    st->reqobj->conn = NULL;   /* a Request kept past its handler is dead */
     MP_THREAD_GIL_EXIT();
 
     c->served = 1;
