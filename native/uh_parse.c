@@ -1,4 +1,14 @@
-/* uhttpd request parser: interim implementation (being replaced by the fuzzed one). */
+/*
+ * uhttpd: HTTP/1.1 request parser, chunked decoder and pure helpers.
+ *
+ * Pure C99, no MicroPython include, no allocation, no globals but const
+ * tables: the same file is built into the firmware, the unix binary, the
+ * cffi module of fuzz/ and the libFuzzer harness.  Strict by default
+ * (RFC 9112): CRLF only, no obs-fold, no CTL in tokens or values, one Host,
+ * one Content-Length of digits only, never Content-Length with
+ * Transfer-Encoding, only "chunked" as a transfer coding.  fuzz/README.md
+ * lists what is accepted and rejected and the differences from h11.
+ */
 #include <string.h>
 #include "uh_parse.h"
 
@@ -158,11 +168,24 @@ int uh_decode_chunked(uh_chunked_t *st, char *buf, size_t *len) {
             case CS_DATA_CR: if (c != '\r') FAIL(UH_E400_BAD_REQUEST); in++; st->state = CS_DATA_LF; break;
             case CS_DATA_LF: if (c != '\n') FAIL(UH_E400_BAD_REQUEST); in++; st->state = CS_SIZE; break;
             case CS_TRAILER:
+                /* RFC 9112 7.1.2: trailer section = *( field-line CRLF ) */
                 if (c == '\r') { st->state = CS_TRAILER_LF; in++; break; }
-                st->state = CS_TRAILER_LINE; st->line_len = 0; break;
+                if (!is_tchar((unsigned char)c)) FAIL(UH_E400_BAD_REQUEST);   /* also obs-fold */
+                if (++st->remaining > 32) FAIL(UH_E431_HEADERS_TOO_LARGE);   /* trailer count */
+                st->state = CS_TRAILER_LINE; st->line_len = 0; st->digits = 0; break;
             case CS_TRAILER_LINE:
-                if (c == '\r') { st->state = CS_TRAILER_LF; st->line_len = 1; in++; break; }
-                if (c == '\n' || c == 0 || ++st->line_len > 1024) FAIL(UH_E400_BAD_REQUEST);
+                if (c == '\r') {
+                    if (st->digits == 0) FAIL(UH_E400_BAD_REQUEST);   /* no ':' */
+                    st->state = CS_TRAILER_LF; st->line_len = 1; in++; break;
+                }
+                if (++st->line_len > 1024) FAIL(UH_E400_BAD_REQUEST);
+                if (st->digits == 0) {
+                    /* field-name = token, then ':' */
+                    if (c == ':') st->digits = 1;
+                    else if (!is_tchar((unsigned char)c)) FAIL(UH_E400_BAD_REQUEST);
+                } else if (((unsigned char)c < 0x20 && c != '\t') || c == 0x7f) {
+                    FAIL(UH_E400_BAD_REQUEST);
+                }
                 in++; break;
             case CS_TRAILER_LF:
                 if (c != '\n') FAIL(UH_E400_BAD_REQUEST);
@@ -204,7 +227,7 @@ int uh_url_decode(const char *src, size_t len, char *dst, size_t cap) {
     for (size_t i = 0; i < len; i++) {
         char c = src[i];
         if (c == '%') {
-            if (i + 2 >= len + 0 && i + 2 > len - 1) return -1;
+            if (i + 2 >= len) return -1;
             int a = hexv(src[i + 1]), b = hexv(src[i + 2]);
             if (a < 0 || b < 0) return -1;
             c = (char)(a * 16 + b);

@@ -134,7 +134,9 @@ int uh_query_find(const char *q, size_t qlen, const char *key, size_t keylen, uh
 int uh_match(const char *pat, size_t plen, const char *s, size_t slen);
 
 /* SHA-1 (FIPS 180-4) and the WebSocket accept key (RFC 6455 section 4.2.2):
- * base64(SHA1(key + GUID)), 28 chars, NUL-terminated in out[29]. */
+ * base64(SHA1(key + GUID)), 28 chars, NUL-terminated in out[29].  Only the
+ * first 128 bytes of a key are used (a real key has 24): callers reject
+ * longer keys. */
 void uh_sha1(const uint8_t *data, size_t len, uint8_t out[20]);
 void uh_ws_accept(const char *key, size_t keylen, char out[29]);
 

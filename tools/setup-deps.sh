@@ -10,6 +10,7 @@ case "$what" in
   test) pkgs="$pkgs curl gcc-multilib" ;;
   bench) pkgs="$pkgs wrk apache2-utils nginx-light curl" ;;
   fuzz) pkgs="$pkgs clang libclang-rt-14-dev" ;;
+  browser) pkgs="$pkgs chromium" ;;
   all) pkgs="$pkgs curl gcc-multilib wrk apache2-utils nginx-light clang libclang-rt-14-dev" ;;
   *) echo "usage: $0 [build|test|bench|fuzz|all]" >&2; exit 2 ;;
 esac
