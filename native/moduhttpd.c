@@ -757,7 +757,7 @@ static mp_obj_t uhttpd_core_make_new(const mp_obj_type_t *type, size_t n_args, s
     uh_sse_alloc(st, (size_t)events, (size_t)event_queue);
     st->sse_ping_ms = (uint32_t)ping_ms;
     st->sse_next_ping = uh_ticks_ms() + st->sse_ping_ms;
-    st->pfds = m_new0(struct pollfd, st->max_conns + st->n_sse + 2);
+    st->pfds = m_new0(struct pollfd, st->max_conns + st->n_sse + 3);
     st->pconn = m_new0(uh_conn_t *, st->max_conns + 2);
     st->tx = m_new(char, UH_TX_BUF);
     st->pathbuf = m_new(char, st->max_header + 1);
@@ -945,6 +945,7 @@ static MP_DEFINE_CONST_OBJ_TYPE(
 static mp_obj_t uhttpd_module_init(void) {
     uh_fd_close_all_tracked();
     MP_STATE_VM(uhttpd_servers) = NULL;
+    uh_ws_reset();
     return mp_const_none;
 }
 static MP_DEFINE_CONST_FUN_OBJ_0(uhttpd_module_init_obj, uhttpd_module_init);

@@ -925,7 +925,25 @@ static void uh_loop(uh_state_t *st) {
         for (size_t i = 0; i < sse_at; i++) {
             st->pfds[i].revents = 0;
         }
+        #if MICROPY_PY_OS_DUPTERM_NOTIFY
+        /* a REPL session fed by os.dupterm_notify (ESP32): watch its socket */
+        size_t ws_at = n;
+        int ws_fd = uh_ws_notify_fd();
+        if (ws_fd >= 0) {
+            st->pfds[n].fd = ws_fd;
+            st->pfds[n].events = POLLIN;
+            st->pfds[n].revents = 0;
+            n++;
+        }
+        #endif
         int r = uh_poll(st->pfds, n, timeout);
+        #if MICROPY_PY_OS_DUPTERM_NOTIFY
+        if (r > 0 && ws_fd >= 0 && st->pfds[ws_at].revents) {
+            MP_THREAD_GIL_ENTER();
+            uh_ws_notify();
+            MP_THREAD_GIL_EXIT();
+        }
+        #endif
         if (r < 0 && errno != EINTR) {
             break;
         }

@@ -210,5 +210,9 @@ void uh_sse_close_all(uh_state_t *st);
  * over to the REPL (GIL held).  On success the connection is detached from
  * the server: set c->fd = -1 (the loop then frees the slot). */
 void uh_ws_upgrade(uh_state_t *st, uh_conn_t *c, mp_obj_t target);
+int uh_ws_notify_fd(void);      /* no GIL */
+void uh_ws_notify(void);        /* GIL held */
+void uh_ws_reset(void);
+void uhttpd_repl_reap(void);
 
 #endif

@@ -5,7 +5,7 @@ import requests
 
 @pytest.fixture(scope="module")
 def basic_auth(tmp_path_factory):
-    from conftest import start_app, stop_app
+    from uhttpd_testlib import start_app, stop_app
     r = start_app("basic", "auth=basic", tmp_path=tmp_path_factory.mktemp("ba"))
     yield r
     stop_app(r)
@@ -13,7 +13,7 @@ def basic_auth(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def custom_auth(tmp_path_factory):
-    from conftest import start_app, stop_app
+    from uhttpd_testlib import start_app, stop_app
     r = start_app("basic", "auth=custom", "cors=1", tmp_path=tmp_path_factory.mktemp("ca"))
     yield r
     stop_app(r)

@@ -9,7 +9,7 @@ import requests
 
 @pytest.fixture(scope="module")
 def small(tmp_path_factory):
-    from conftest import start_app, stop_app
+    from uhttpd_testlib import start_app, stop_app
     r = start_app("basic", "max_header=512", "max_body=1000", "timeout=1", "max_conns=3",
                   tmp_path=tmp_path_factory.mktemp("small"))
     yield r

@@ -10,7 +10,7 @@ import time
 import pytest
 import requests
 
-from conftest import start_app, stop_app
+from uhttpd_testlib import start_app, stop_app
 
 
 @pytest.fixture(scope="module")

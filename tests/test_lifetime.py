@@ -5,7 +5,7 @@ import time
 
 import requests
 
-from conftest import BINARY, APPS, sanitizer_report
+from uhttpd_testlib import BINARY, APPS, sanitizer_report
 
 
 def run(scenario, timeout=30):

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 import requests
 
-from conftest import BINARY, start_app, stop_app
+from uhttpd_testlib import BINARY, start_app, stop_app
 
 EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
 

@@ -9,6 +9,10 @@ FROZEN_MANIFEST ?= $(VARIANT_DIR)/manifest.py
 # extmod/modwebrepl.c compares mp_uint_t with -2 (fatal under -Werror).
 $(BUILD)/extmod/modwebrepl.o: CFLAGS += -Wno-error=sign-compare
 
+# The REPL waits on stdin and uhttpd's WebREPL notification together
+# (uhttpd_stdin.c in this folder).
+LDFLAGS_EXTRA += -Wl,--wrap=mp_hal_stdin_rx_chr
+
 # Optional sanitizer build: make SANITIZE=1 (see the project Makefile).
 ifeq ($(UHTTPD_SANITIZE),1)
 CFLAGS_EXTRA += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined

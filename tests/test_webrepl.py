@@ -1,0 +1,204 @@
+"""WebSocket REPL: MicroPython's WebREPL protocol over uhttpd, against the
+interactive REPL of the built binary (stdin is a pipe nobody writes to:
+no key is ever pressed on the terminal)."""
+import select
+import socket
+import struct
+import subprocess
+import time
+
+import pytest
+import requests
+import websocket
+
+from uhttpd_testlib import BINARY, APPS, sanitizer_report
+
+
+class Repl:
+    def __init__(self, pwd):
+        self.proc = subprocess.Popen([BINARY, "-i", str(APPS / "repl.py"), pwd or "-"],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        r, _, _ = select.select([self.proc.stdout], [], [], 10)
+        line = self.proc.stdout.readline()
+        assert line.startswith(b"READY"), line + self.proc.stderr.read(2000)
+        self.port = int(line.split()[1])
+        self.url = "ws://127.0.0.1:%d/" % self.port
+
+    def close(self):
+        self.proc.kill()
+        self.proc.wait(5)
+        err = self.proc.stderr.read().decode(errors="replace")
+        assert not sanitizer_report(err), err
+
+
+@pytest.fixture
+def repl():
+    made = []
+
+    def make(pwd="secret"):
+        r = Repl(pwd)
+        made.append(r)
+        return r
+    yield make
+    for r in made:
+        r.close()
+
+
+def read_until(ws, needle, timeout=5):
+    out = ""
+    deadline = time.monotonic() + timeout
+    ws.settimeout(timeout)
+    while needle not in out:
+        assert time.monotonic() < deadline, "no %r in %r" % (needle, out)
+        data = ws.recv()
+        out += data if isinstance(data, str) else data.decode(errors="replace")
+    return out
+
+
+def login(url, pwd="secret"):
+    ws = websocket.create_connection(url, timeout=5)
+    assert read_until(ws, "Password: ").endswith("Password: ")
+    ws.send(pwd + "\r")
+    return ws
+
+
+def test_right_password_and_evaluate(repl):
+    r = repl()
+    ws = login(r.url)
+    read_until(ws, "WebREPL connected\r\n>>> ")
+    ws.send("1+1\r")
+    out = read_until(ws, "\n>>> ")
+    assert "2" in out.split("\r\n", 1)[1]
+    ws.send("print(6*7)\r")
+    assert "42" in read_until(ws, "42")
+    ws.close()
+
+
+def test_wrong_password_denied_and_closed(repl):
+    r = repl()
+    ws = login(r.url, "wrong")
+    out = read_until(ws, "Access denied")
+    assert "Access denied" in out
+    ws.settimeout(5)
+    with pytest.raises((websocket.WebSocketConnectionClosedException, ConnectionError, OSError)):
+        while True:
+            if ws.recv() in ("", b""):
+                raise websocket.WebSocketConnectionClosedException()
+    # a new session works afterwards
+    ws2 = login(r.url)
+    read_until(ws2, "WebREPL connected")
+    ws2.close()
+
+
+def test_second_session_refused_then_allowed(repl):
+    r = repl()
+    ws = login(r.url)
+    read_until(ws, ">>> ")
+    with pytest.raises(websocket.WebSocketBadStatusException) as e:
+        websocket.create_connection(r.url, timeout=5)
+    assert e.value.status_code == 503
+    ws.close()
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            ws2 = login(r.url)
+            break
+        except websocket.WebSocketBadStatusException:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    read_until(ws2, "WebREPL connected")
+    ws2.close()
+
+
+def test_plain_get_falls_through(repl):
+    r = repl()
+    resp = requests.get("http://127.0.0.1:%d/" % r.port)
+    assert resp.status_code == 200 and resp.text == "plain GET on /"
+
+
+def test_no_password_opens_at_once(repl):
+    r = repl(None)
+    ws = websocket.create_connection(r.url, timeout=5)
+    ws.send("3*3\r")
+    assert "9" in read_until(ws, "9")
+    ws.close()
+
+
+# ---- the binary file protocol (82-byte "WA" header) ---------------------------
+
+def wa_header(op, size, name):
+    name = name.encode()
+    return struct.pack("<2sBBQLH64s", b"WA", op, 0, 0, size, len(name), name)
+
+
+def recv_bin(ws):
+    while True:
+        op, data = ws.recv_data()
+        if op == websocket.ABNF.OPCODE_BINARY:
+            return data
+
+
+def test_put_then_get_round_trip(repl, tmp_path):
+    r = repl()
+    ws = login(r.url)
+    read_until(ws, ">>> ")
+    import os
+    payload = os.urandom(3000)
+    target = "/tmp/uhttpd-webrepl-%d.bin" % os.getpid()   # names are at most 64 bytes
+    ws.send_binary(wa_header(1, len(payload), target))
+    assert recv_bin(ws) == b"WB\x00\x00"
+    for i in range(0, len(payload), 1024):
+        ws.send_binary(payload[i:i + 1024])
+    assert recv_bin(ws) == b"WB\x00\x00"
+    assert open(target, "rb").read() == payload
+    ws.send_binary(wa_header(2, 0, target))
+    assert recv_bin(ws) == b"WB\x00\x00"
+    got = b""
+    while True:
+        ws.send_binary(b"\x00")
+        chunk = recv_bin(ws)
+        (n,) = struct.unpack("<H", chunk[:2])
+        data = chunk[2:]
+        while len(data) < n:
+            data += recv_bin(ws)
+        if n == 0:
+            break
+        got += data
+    assert recv_bin(ws) == b"WB\x00\x00"
+    assert got == payload
+    os.remove(target)
+    # GET_VER
+    ws.send_binary(wa_header(3, 0, ""))
+    assert recv_bin(ws) == bytes([1, 25, 0])
+    ws.close()
+
+
+def test_webrepl_cli_handshake_unmasked_frames(repl):
+    """What webrepl_cli.py sends: a non-standard key and unmasked frames."""
+    r = repl()
+    s = socket.create_connection(("127.0.0.1", r.port), timeout=5)
+    s.sendall(b"GET / HTTP/1.1\r\nHost: echo.websocket.org\r\nConnection: Upgrade\r\n"
+              b"Upgrade: websocket\r\nSec-WebSocket-Key: foo\r\n\r\n")
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += s.recv(1)
+    assert head.startswith(b"HTTP/1.1 101")
+    buf = b""
+    while b"Password: " not in buf:
+        buf += s.recv(100)
+    s.sendall(b"\x81\x07secret\r")   # unmasked text frame
+    while b"WebREPL connected" not in buf:
+        buf += s.recv(100)
+    s.sendall(b"\x81\x04" + b"5+5\r")
+    while b"10" not in buf:
+        buf += s.recv(100)
+    s.close()
+
+
+def test_password_rules():
+    p = subprocess.run([BINARY, "-c", "import uhttpd\ns = uhttpd.Server(0, host='127.0.0.1')\n"
+                        "try:\n  s.ws('/', 'x' * 10)\nexcept ValueError as e:\n  print('ValueError', e)\n"
+                        "s.ws('/r', 'ok')\ntry:\n  s.ws('/again', 'ok')\nexcept OSError as e:\n  print('OSError', e)\n"
+                        "s.close()"], capture_output=True, text=True, timeout=20)
+    assert "ValueError WebREPL passwords are 1 to 9 characters" in p.stdout
+    assert "OSError uhttpd: a REPL url is already registered" in p.stdout
