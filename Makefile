@@ -44,7 +44,7 @@ build:
 	@echo "built $(BINARY)"
 
 run: build
-	$(BINARY) $(PROJECT)/examples/demo.py --port $(PORT)
+	$(BINARY) -i $(PROJECT)/examples/demo.py --port $(PORT)
 
 deps:
 	@$(PROJECT)/tools/setup-deps.sh test

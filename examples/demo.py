@@ -1,4 +1,7 @@
-# uhttpd demo: `make run`, then open http://127.0.0.1:8080/
+# uhttpd demo: `make run` (= micropython -i examples/demo.py), then open
+# http://127.0.0.1:8080/.  The script ends after starting the server, so the
+# REPL takes over the terminal and the page's WebREPL terminal can use it;
+# the event ticker runs in a thread of its own.
 #
 #   /            the demo page (examples/www): live event log, REPL terminal
 #   /hello       plain text, /hello?name=you
@@ -74,13 +77,17 @@ except OSError as e:
 srv.receive(True, "/upload", delete=True)
 srv.serve("/fs", www)
 srv.serve("", www, dirs=False)
-print("uhttpd demo on http://%s:%d/  (Ctrl-C to stop)" % (host, srv.port()))
-print(repl)
-n = 0
-try:
+
+
+def ticker():
+    n = 0
     while True:
         time.sleep(1)
         n += 1
         srv.dispatch('{"tick": %d, "uptime": %d}' % (n, time.time() - started), "tick")
-except KeyboardInterrupt:
-    srv.close()
+
+
+import _thread
+_thread.start_new_thread(ticker, ())
+print("uhttpd demo on http://%s:%d/  (Ctrl-D at the REPL to stop)" % (host, srv.port()))
+print(repl)

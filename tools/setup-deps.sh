@@ -7,11 +7,11 @@ what=${1:-build}
 pkgs="build-essential dpkg-dev python3 pkg-config"
 case "$what" in
   build) ;;
-  test) pkgs="$pkgs curl gcc-multilib" ;;
+  test) pkgs="$pkgs curl gcc-multilib chromium" ;;
   bench) pkgs="$pkgs wrk apache2-utils nginx-light curl" ;;
   fuzz) pkgs="$pkgs clang libclang-rt-14-dev" ;;
   browser) pkgs="$pkgs chromium" ;;
-  all) pkgs="$pkgs curl gcc-multilib wrk apache2-utils nginx-light clang libclang-rt-14-dev" ;;
+  all) pkgs="$pkgs curl gcc-multilib chromium wrk apache2-utils nginx-light clang libclang-rt-14-dev" ;;
   *) echo "usage: $0 [build|test|bench|fuzz|all]" >&2; exit 2 ;;
 esac
 missing=""
