@@ -202,3 +202,27 @@ def test_password_rules():
                         "s.close()"], capture_output=True, text=True, timeout=20)
     assert "ValueError WebREPL passwords are 1 to 9 characters" in p.stdout
     assert "OSError uhttpd: a REPL url is already registered" in p.stdout
+
+
+def test_webrepl_cli_derived_client(repl, tmp_path):
+    """PyPI's `webrepl` (a packaged copy of MicroPython's webrepl_cli.py
+    client code: key "foo", unmasked frames): version, put, get, a command."""
+    webrepl_client = pytest.importorskip("webrepl")
+    import os
+    r = repl()
+    c = webrepl_client.Webrepl(host="127.0.0.1", port=r.port, password="secret")
+    try:
+        assert tuple(c.get_ver()) == (1, 25, 0)
+        src = tmp_path / "src.bin"
+        src.write_bytes(os.urandom(5000))
+        remote = "/tmp/uhttpd-cli-%d.bin" % os.getpid()
+        c.put_file(str(src), remote)
+        assert open(remote, "rb").read() == src.read_bytes()
+        dst = tmp_path / "dst.bin"
+        c.get_file(remote, str(dst))
+        assert dst.read_bytes() == src.read_bytes()
+        os.remove(remote)
+        out = c.sendcmd("print(7*6)")
+        assert b"42" in out
+    finally:
+        c.disconnect()
