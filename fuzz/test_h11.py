@@ -124,6 +124,10 @@ def compare(raw):
         why = classify(raw)
         if why is None and not u[0] and len(u) == 3:
             body = raw.split(b"\r\n\r\n", 1)[1]
+            last = body.rfind(b"0\r\n")
+            trailer = body[last + 3:] if last >= 0 else b""
+            if any(b < 0x20 and b not in (9, 10, 13) or b == 0x7F for b in trailer):
+                why = "ctl-in-value"   # in a trailer field
             for ln in body.split(b"\r\n"):
                 size, semi, ext = ln.partition(b";")
                 if semi and (any(b < 0x20 and b != 9 or b == 0x7F for b in ext) or len(ext) > 256):
