@@ -40,6 +40,9 @@ DIFFERENCES = {
     # control characters in them and extensions over 256 bytes (they are
     # never used, and unbounded ones are a resource lever): 400.
     "chunk-ext",
+    # h11 accepts any HTTP/d.d version and treats it by its major digit;
+    # uhttpd speaks HTTP/1.0 and 1.1 only and answers others 505.
+    "version",
     # h11 accepts a trailing whitespace-only header value with obs-text etc;
     # both agree on obs-text being allowed.
 }
@@ -90,6 +93,8 @@ def classify(raw):
     parts = line.split(b" ")
     if raw.startswith(b"\r\n") or raw.startswith(b"\n"):
         return "leading-crlf"
+    if len(parts) == 3 and parts[2] not in (b"HTTP/1.0", b"HTTP/1.1"):
+        return "version"
     if len(parts) == 3 and parts[1] and not parts[1].startswith(b"/") and parts[1] != b"*":
         return "target-form"
     if raw.count(b"\r\n") > 26:

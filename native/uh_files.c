@@ -605,25 +605,39 @@ void uh_stream_abort(uh_state_t *st, uh_conn_t *c, int status) {
     }
 }
 
+/* What a non-blocking send()/sendfile() result means for the pump. */
+enum { UH_IO_PROGRESS, UH_IO_RETRY, UH_IO_WAIT, UH_IO_FAIL };
+
+static int uh_io_step(ssize_t w) {
+    if (w > 0) {
+        return UH_IO_PROGRESS;
+    }
+    if (w < 0 && errno == EINTR) {
+        return UH_IO_RETRY;
+    }
+    if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        return UH_IO_WAIT;
+    }
+    return UH_IO_FAIL;   /* an error, or 0 bytes (the peer or the file ended) */
+}
+
 static void uh_tx_pump(uh_state_t *st, uh_conn_t *c) {
     size_t budget = 16;   /* blocks per wake-up: keep other clients moving */
     while (budget--) {
         if (c->fpos < c->fend) {
             ssize_t w = send(c->fd, c->fbuf + c->fpos, c->fend - c->fpos,
                 UH_SEND_FLAGS | (c->file_left ? UH_SEND_MORE : 0));
-            if (w > 0) {
+            int step = uh_io_step(w);
+            if (step == UH_IO_PROGRESS) {
                 c->fpos += (size_t)w;
                 c->deadline = uh_ticks_ms() + st->timeout_ms;
-                continue;
-            }
-            if (w < 0 && errno == EINTR) {
-                continue;
-            }
-            if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            } else if (step == UH_IO_WAIT) {
+                return;
+            } else if (step == UH_IO_FAIL) {
+                uh_stream_abort(st, c, 0);
                 return;
             }
-            uh_stream_abort(st, c, 0);
-            return;
+            continue;
         }
         if (c->file_left == 0) {
             MP_THREAD_GIL_ENTER();
@@ -640,20 +654,18 @@ static void uh_tx_pump(uh_state_t *st, uh_conn_t *c) {
             off_t off = (off_t)c->file_off;
             size_t want = c->file_left > (1u << 20) ? (1u << 20) : (size_t)c->file_left;
             ssize_t w = sendfile(c->fd, c->file_fd, &off, want);
-            if (w > 0) {
+            int step = uh_io_step(w);
+            if (step == UH_IO_PROGRESS) {
                 c->file_off += (uint64_t)w;
                 c->file_left -= (uint64_t)w;
                 c->deadline = uh_ticks_ms() + st->timeout_ms;
-                continue;
-            }
-            if (w < 0 && errno == EINTR) {
-                continue;
-            }
-            if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            } else if (step == UH_IO_WAIT) {
+                return;
+            } else if (step == UH_IO_FAIL) {
+                uh_stream_abort(st, c, 0);   /* error, or the file shrank */
                 return;
             }
-            uh_stream_abort(st, c, 0);   /* error, or the file shrank */
-            return;
+            continue;
         }
         #endif
         size_t want = st->file_block;
