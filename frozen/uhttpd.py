@@ -267,6 +267,7 @@ class Server:
 
 def _listing(req, fspath, urlpath):
     import os
+    from json import dumps
     d = fspath.rstrip("/") or "/"
     items = ['{"path": "..", "type": "directory", "size": 0}']
     for e in os.ilistdir(d):
@@ -278,14 +279,9 @@ def _listing(req, fspath, urlpath):
             continue
         isdir = st[0] & 0x4000
         items.append('{"path": %s, "type": "%s", "size": %d}' % (
-            _json_str(name), "directory" if isdir else "file", 0 if isdir else st[6]))
-    req.write('{"path": %s, "list": [%s]}' % (_json_str(urlpath), ", ".join(items)),
+            dumps(name), "directory" if isdir else "file", 0 if isdir else st[6]))
+    req.write('{"path": %s, "list": [%s]}' % (dumps(urlpath), ", ".join(items)),
               mime="application/json", headers={"Cache-Control": "no-cache"})
-
-
-def _json_str(s):
-    import json
-    return json.dumps(s)
 
 
 def _errno_status(e):
@@ -356,27 +352,6 @@ def _disposition_path(req):
     return None
 
 
-def _norm(path):
-    """Normalise an absolute path; None when it climbs above the root."""
-    if not path.startswith("/") or "\0" in path:
-        return None
-    trail = path.endswith("/")
-    out = []
-    for part in path.replace("\\", "/").split("/"):
-        if part in ("", "."):
-            continue
-        if part == "..":
-            if not out:
-                return None
-            out.pop()
-        else:
-            out.append(part)
-    p = "/" + "/".join(out)
-    if trail and p != "/":
-        p += "/"
-    return p
-
-
 def _receive(req, cfg):
     prefix, dynamic, extonly, fcfg = cfg
     if dynamic:
@@ -385,7 +360,7 @@ def _receive(req, cfg):
         path = _disposition_path(req)
         if path is None:
             return req._file_reply(400, None, "Content-Disposition: attachment; filename=\"/path\" required\n")
-        path = _norm(path)
+        path = _uhttpd.normpath(path)   # the C normaliser the server uses
         if path is None:
             return req._file_reply(400, None, "bad filename\n")
     if path in ("", "/"):

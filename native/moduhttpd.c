@@ -144,10 +144,12 @@ static mp_obj_t uh_route_find(uh_state_t *st, uh_conn_t *c, const char *path, si
             mask |= UH_HEAD;
         }
         hit->allow |= mask;
-        if (found == MP_OBJ_NULL && (mask & mflag)) {
+        if (mask & mflag) {
+            /* first match wins; `allow` is only needed when none does */
             found = items[i];
             hit->target = r[3];
             hit->kind = mp_obj_get_int(r[2]);
+            break;
         }
     }
     return found;
@@ -670,10 +672,6 @@ MP_DEFINE_CONST_OBJ_TYPE(
 
 /* ---- Core --------------------------------------------------------------- */
 
-static void uh_core_raise_errno(int err) {
-    mp_raise_OSError(err);
-}
-
 /* Wait for servers that are stopping (e.g. after a finaliser asked them
  * to) so their port is free again.  GIL held. */
 static void uh_wait_stopping(void) {
@@ -785,7 +783,7 @@ static mp_obj_t uhttpd_core_make_new(const mp_obj_type_t *type, size_t n_args, s
     if (fd < 0) {
         int e = errno;
         freeaddrinfo(ai);
-        uh_core_raise_errno(e);
+        mp_raise_OSError(e);
     }
     uh_fd_track(fd);
     int one = 1;
@@ -798,7 +796,7 @@ static mp_obj_t uhttpd_core_make_new(const mp_obj_type_t *type, size_t n_args, s
     if (r < 0 || listen(fd, UH_LISTEN_BACKLOG) < 0) {
         int e = errno;
         uh_close_fd(fd);
-        uh_core_raise_errno(e);
+        mp_raise_OSError(e);
     }
     struct sockaddr_in sa;
     socklen_t sl = sizeof(sa);
@@ -810,7 +808,7 @@ static mp_obj_t uhttpd_core_make_new(const mp_obj_type_t *type, size_t n_args, s
         int e = errno;
         uh_close_fd(fd);
         st->lfd = -1;
-        uh_core_raise_errno(e);
+        mp_raise_OSError(e);
     }
     uh_fd_track(st->wake.rd);
     uh_fd_track(st->wake.wr);
@@ -950,6 +948,24 @@ static mp_obj_t uhttpd_module_init(void) {
 }
 static MP_DEFINE_CONST_FUN_OBJ_0(uhttpd_module_init_obj, uhttpd_module_init);
 
+/* normpath(path) -> normalised absolute path, or None when it is not
+ * absolute, has a NUL, or climbs above the root (uh_path_normalize). */
+static mp_obj_t uhttpd_normpath(mp_obj_t path_in) {
+    size_t n;
+    const char *p = mp_obj_str_get_data(path_in, &n);
+    vstr_t v;
+    vstr_init_len(&v, n);
+    memcpy(v.buf, p, n);
+    int r = uh_path_normalize(v.buf, n);
+    if (r < 0) {
+        vstr_clear(&v);
+        return mp_const_none;
+    }
+    v.len = (size_t)r;
+    return mp_obj_new_str_from_vstr(&v);
+}
+static MP_DEFINE_CONST_FUN_OBJ_1(uhttpd_normpath_obj, uhttpd_normpath);
+
 /* stop every server of this process (atexit / tests) */
 static mp_obj_t uhttpd_stop_all(void) {
     for (;;) {
@@ -972,6 +988,7 @@ static const mp_rom_map_elem_t uhttpd_module_globals_table[] = {
     { MP_ROM_QSTR(MP_QSTR_Core), MP_ROM_PTR(&uhttpd_core_type) },
     { MP_ROM_QSTR(MP_QSTR_Request), MP_ROM_PTR(&uhttpd_request_type) },
     { MP_ROM_QSTR(MP_QSTR_stop_all), MP_ROM_PTR(&uhttpd_stop_all_obj) },
+    { MP_ROM_QSTR(MP_QSTR_normpath), MP_ROM_PTR(&uhttpd_normpath_obj) },
     { MP_ROM_QSTR(MP_QSTR_GET), MP_ROM_INT(UH_GET) },
     { MP_ROM_QSTR(MP_QSTR_POST), MP_ROM_INT(UH_POST) },
     { MP_ROM_QSTR(MP_QSTR_DELETE), MP_ROM_INT(UH_DELETE) },

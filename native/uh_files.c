@@ -429,7 +429,6 @@ void uh_files_serve(uh_state_t *st, uh_conn_t *c, mp_obj_t cfg) {
             fsp = mp_obj_str_get_data(fs, &fslen);
         } else if (stt.is_dir) {
             /* a directory without the trailing slash: redirect */
-            char extra[64];
             vstr_t loc;
             vstr_init(&loc, c->req.path.len + c->req.query.len + 24);
             vstr_add_str(&loc, "Location: ");
@@ -440,7 +439,6 @@ void uh_files_serve(uh_state_t *st, uh_conn_t *c, mp_obj_t cfg) {
                 vstr_add_strn(&loc, c->req.query.ptr, c->req.query.len);
             }
             vstr_add_str(&loc, "\r\n");
-            (void)extra;
             uh_reply_simple(st, c, 301, vstr_null_terminated_str(&loc), NULL);
             return;
         }

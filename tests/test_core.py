@@ -130,15 +130,7 @@ def test_handler_exception_500_and_server_survives(basic):
 
 
 def test_exception_after_started_reply_closes(basic):
-    s = basic.connect()
-    s.sendall(b"GET /boom2 HTTP/1.1\r\nHost: x\r\n\r\n")
-    data = b""
-    while True:
-        b = s.recv(4096)
-        if not b:
-            break
-        data += b
-    s.close()
+    data = basic.raw(b"GET /boom2 HTTP/1.1\r\nHost: x\r\n\r\n")
     assert data.startswith(b"HTTP/1.1 200")
     assert b"partial" in data
     assert not data.endswith(b"0\r\n\r\n")   # never pretends to be complete
@@ -355,10 +347,11 @@ def test_curl_expect_continue_upload(basic, tmp_path):
     import subprocess
     f = tmp_path / "up.bin"
     f.write_bytes(b"k" * 200000)
-    t = time.monotonic()
-    out = subprocess.run(["curl", "-s", "-H", "Expect: 100-continue", "--data-binary", "@%s" % f,
-                          basic.url + "/echo", "-o", str(tmp_path / "down.bin")], check=True)
-    assert time.monotonic() - t < 0.9  # curl would stall 1 s without 100 Continue
+    out = subprocess.run(["curl", "-sv", "-H", "Expect: 100-continue", "--data-binary", "@%s" % f,
+                          basic.url + "/echo", "-o", str(tmp_path / "down.bin")],
+                         capture_output=True, check=True)
+    # curl got the interim 100 (it would otherwise wait a second and send anyway)
+    assert b"< HTTP/1.1 100 Continue" in out.stderr
     assert (tmp_path / "down.bin").read_bytes() == f.read_bytes()
 
 
@@ -367,10 +360,10 @@ def test_curl_expect_continue_upload(basic, tmp_path):
 def test_slow_client_does_not_block_others(basic):
     slow = basic.connect()
     slow.sendall(b"GET /hello HTTP/1.1\r\nHo")    # and then nothing
-    t = time.monotonic()
+    # each request must be answered well before the server would give up on
+    # the slow one (5 s): a blocked loop fails these timeouts
     for _ in range(5):
         assert requests.get(basic.url + "/hello", timeout=2).status_code == 200
-    assert time.monotonic() - t < 2
     slow.close()
 
 
@@ -434,14 +427,7 @@ def test_heap_per_idle_connection_is_zero(basic):
         s.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
         s.recv(4096)
         socks.append(s)
-    with socket.create_connection(("127.0.0.1", basic.port)) as s:
-        s.sendall(b"GET /mem HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        out = b""
-        while True:
-            b = s.recv(4096)
-            if not b:
-                break
-            out += b
+    out = basic.raw(b"GET /mem HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     during = int(out.split(b"\r\n\r\n", 1)[1])
     for s in socks:
         s.close()

@@ -194,15 +194,7 @@ TRICKS = ["/fs/../secret.txt", "/fs/%2e%2e/secret.txt", "/fs/%2E%2E%2Fsecret.txt
 
 @pytest.mark.parametrize("path", TRICKS)
 def test_no_escape_from_base(fs, path):
-    s = socket.create_connection(("127.0.0.1", fs.port), timeout=5)
-    s.sendall(b"GET " + path.encode() + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-    out = b""
-    while True:
-        b = s.recv(65536)
-        if not b:
-            break
-        out += b
-    s.close()
+    out = fs.raw(b"GET " + path.encode() + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     assert b"TOP SECRET" not in out
     status = int(out.split(b" ")[1])
     assert status in (400, 403, 404), out[:80]
@@ -383,10 +375,10 @@ def test_slow_download_does_not_block_others(fs):
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     s.sendall(b"GET /fs/big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
     s.recv(100)   # started, then we stop reading
-    t = time.monotonic()
+    # the stalled download holds for the server's 2 s timeout; a blocked loop
+    # would fail these request timeouts
     for _ in range(5):
-        assert requests.get(fs.url + "/fs/a.txt", timeout=3).status_code == 200
-    assert time.monotonic() - t < 2
+        assert requests.get(fs.url + "/fs/a.txt", timeout=1).status_code == 200
     s.close()
 
 

@@ -130,9 +130,7 @@ def test_slow_reader_dropped_dispatch_never_blocks(app):
     wait_listeners(r, 2)
     # 1,500 events (about 40 KB) dispatched from a handler while neither
     # listener reads: dispatch() must not wait for anybody
-    t = time.monotonic()
-    us = int(requests.get(r.url + "/timed?n=1500", timeout=20).text)
-    assert time.monotonic() - t < 5
+    us = int(requests.get(r.url + "/timed?n=1500", timeout=5).text)
     wait_listeners(r, 1)          # the slow reader was dropped
     assert requests.get(r.url + "/send?data=after").text == "True"
     data = read_until(fast, b"", b"data: after\n\n", timeout=10)
