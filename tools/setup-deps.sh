@@ -4,7 +4,7 @@
 # Usage: tools/setup-deps.sh [build|test|bench|fuzz|all]
 set -eu
 what=${1:-build}
-pkgs="build-essential dpkg-dev python3 pkg-config"
+pkgs="build-essential dpkg-dev patch python3 pkg-config"
 case "$what" in
   build) ;;
   test) pkgs="$pkgs curl gcc-multilib chromium" ;;
