@@ -1,10 +1,16 @@
 #!/usr/bin/env python3
 """Footprint report: code size of native/ objects (64-bit and 32-bit host
-builds, and the pure-C parser cross-compiled for Xtensa), the frozen
-module's bytecode, and the MicroPython heap a server holds at rest and per
-connection.  Prints a markdown table (pasted into the README).
+builds, and every native/*.c compiled for Xtensa against the ESP32 headers
+by tools/esp32-check.sh), the frozen module's bytecode, and the MicroPython
+heap a server holds at rest and per connection.  Prints a markdown table
+(pasted into the README).
 
-    python3 tools/footprint.py        (after make build and make build BITS=32)
+    python3 tools/footprint.py   (after make build, make build BITS=32 and
+                                  tools/esp32-check.sh)
+
+The Xtensa rows are Debian's xtensa-lx106-elf-gcc output assembled by its
+assembler: lx106 code (call0 ABI) compiled with ESP-IDF's flags and headers,
+an estimate of the ESP32's (windowed ABI) code size, not a measurement of it.
 """
 import pathlib
 import re
@@ -62,11 +68,10 @@ def main():
             continue
         for o in sorted(d.glob("*.o")):
             rows.append((label, o.name, size("size", o)))
-    cross = ROOT / "build" / "cross"
-    if cross.exists():
-        for o in sorted(cross.glob("*.o")):
-            tool = o.name.split("-uh_")[0] + "-size"
-            rows.append((o.name.split("-uh_")[0], "uh_" + o.name.split("-uh_")[1], size(tool, o)))
+    xtensa = ROOT / "build" / "esp32-check" / "obj"
+    if xtensa.exists():
+        for o in sorted(xtensa.glob("*.o")):
+            rows.append(("Xtensa (lx106 code)", o.name, size("xtensa-lx106-elf-size", o)))
     print("| build | object | text | data | bss |")
     print("|---|---|---|---|---|")
     totals = {}

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Install the system packages the build and the tests need (Debian).
 # Idempotent: skips apt entirely when everything is already there.
-# Usage: tools/setup-deps.sh [build|test|bench|fuzz|all]
+# Usage: tools/setup-deps.sh [build|test|bench|fuzz|esp32|all]
 set -eu
 what=${1:-build}
 pkgs="build-essential dpkg-dev patch python3 pkg-config"
@@ -11,8 +11,11 @@ case "$what" in
   bench) pkgs="$pkgs wrk apache2-utils nginx-light curl" ;;
   fuzz) pkgs="$pkgs clang libclang-rt-14-dev" ;;
   browser) pkgs="$pkgs chromium" ;;
-  all) pkgs="$pkgs curl gcc-multilib chromium wrk apache2-utils nginx-light clang libclang-rt-14-dev" ;;
-  *) echo "usage: $0 [build|test|bench|fuzz|all]" >&2; exit 2 ;;
+  # tools/esp32-check.sh: Xtensa GCC (ESP8266's lx106; its picolibc comes
+  # along but the check uses newlib, as ESP-IDF does)
+  esp32) pkgs="$pkgs gcc-xtensa-lx106 libnewlib-dev" ;;
+  all) pkgs="$pkgs curl gcc-multilib chromium wrk apache2-utils nginx-light clang libclang-rt-14-dev gcc-xtensa-lx106 libnewlib-dev" ;;
+  *) echo "usage: $0 [build|test|bench|fuzz|esp32|all]" >&2; exit 2 ;;
 esac
 missing=""
 for p in $pkgs; do
