@@ -52,6 +52,23 @@ def _bits(n):
     return c
 
 
+def _tls_pair(tls):
+    if not isinstance(tls, (tuple, list)) or len(tls) != 2:
+        raise ValueError("tls must be (cert, key)")
+    out = []
+    for what, v in zip(("cert", "key"), tls):
+        if isinstance(v, str):
+            try:
+                with open(v, "rb") as f:
+                    v = f.read()
+            except OSError as e:
+                raise ValueError("tls %s file %r cannot be read (%s)" % (what, tls[0 if what == "cert" else 1], e))
+        if not isinstance(v, (bytes, bytearray)) or not v:
+            raise ValueError("tls %s must be a path (str) or the content (bytes)" % what)
+        out.append(bytes(v))
+    return tuple(out)
+
+
 def _check_url(url, what="url"):
     if isinstance(url, bytes):
         url = url.decode()
@@ -85,12 +102,22 @@ class Server:
         dropped.
     :param event_ping: seconds between keep-alive comments to SSE
         listeners (finds dead ones); 0 disables.
+    :param body_buffer: request bodies up to this many bytes (default 8 KiB
+        on unix, 2 KiB on ESP32) are received before the handler runs, so
+        ``read()`` never waits on the network for them.
+    :param min_rate: bytes per second that a larger body, an upload or a
+        transfer must keep up over each ``timeout`` window (408 and close
+        below it); 0 only cuts clients that stop completely.
+    :param tls: ``(cert, key)``: serve HTTPS.  Each a ``str`` path or
+        ``bytes`` content, PEM or DER; a bad or mismatched pair raises
+        ``ValueError`` before anything starts.
     """
 
     def __init__(self, port=80, acl=AUTH_OPEN, cors=False, routes=8, auth=None,
                  events=0, host="0.0.0.0", max_conns=4, max_header=2048,
                  timeout=5, max_body=16 * 1024 * 1024, ext_path="/sd",
-                 file_block=None, event_queue=None, event_ping=15):
+                 file_block=None, event_queue=None, event_ping=15,
+                 body_buffer=None, min_rate=None, tls=None):
         if acl == AUTH_BASIC:
             if isinstance(auth, str):
                 auth = auth.encode()
@@ -124,10 +151,15 @@ class Server:
             raise ValueError("ext_path must be an absolute path such as '/sd'")
         self._fcfg = [None, ext_path.rstrip("/")]   # [file_acl, ext_path], shared with receivers
         self._file_block = file_block
+        if tls is not None:
+            tls = _tls_pair(tls)
         self._core = _uhttpd.Core(self, host, port, max_conns, max_header,
                                   int(timeout * 1000), max_body, events,
                                   event_queue or _uhttpd.EVENT_QUEUE,
-                                  int(event_ping * 1000))
+                                  int(event_ping * 1000),
+                                  _uhttpd.BODY_BUFFER if body_buffer is None else body_buffer,
+                                  _uhttpd.MIN_RATE if min_rate is None else min_rate,
+                                  tls)
         self._event_url = None
         self._core.configure(self._routes, acl, auth, cors)
         for r in preset:

@@ -10,6 +10,8 @@ class _Repl:
         self.pwd = pwd
 
     def attach(self, sock):
+        """Called by the server with the upgraded socket; returns the object
+        given to os.dupterm (the server tells its session by it)."""
         import os
         import websocket
         ws = websocket.websocket(sock)
@@ -18,6 +20,7 @@ class _Repl:
             _webrepl.password(self.pwd)
             ws = _webrepl._webrepl(ws)
         os.dupterm(ws)
+        return ws
 
 
 def setup(pwd):

@@ -5,6 +5,8 @@ add_library(usermod_uhttpd INTERFACE)
 set(UHTTPD_SOURCES
     ${CMAKE_CURRENT_LIST_DIR}/moduhttpd.c
     ${CMAKE_CURRENT_LIST_DIR}/uh_server.c
+    ${CMAKE_CURRENT_LIST_DIR}/uh_io.c
+    ${CMAKE_CURRENT_LIST_DIR}/uh_http.c
     ${CMAKE_CURRENT_LIST_DIR}/uh_parse.c
     ${CMAKE_CURRENT_LIST_DIR}/uh_ws.c
     ${CMAKE_CURRENT_LIST_DIR}/uh_files.c
@@ -16,5 +18,11 @@ target_sources(usermod_uhttpd INTERFACE ${UHTTPD_SOURCES})
 target_include_directories(usermod_uhttpd INTERFACE
     ${CMAKE_CURRENT_LIST_DIR}
 )
+
+# Stop every server before the port deletes threads at soft reset (see
+# uh_server.c, __wrap_mp_thread_deinit): a task deleted inside lwIP or the
+# VFS could leave their mutexes held forever.
+target_compile_definitions(usermod_uhttpd INTERFACE UH_WRAP_DEINIT=1)
+target_link_options(usermod_uhttpd INTERFACE -Wl,--wrap=mp_thread_deinit)
 
 target_link_libraries(usermod INTERFACE usermod_uhttpd)

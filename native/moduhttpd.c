@@ -25,6 +25,9 @@
 #include "py/mperrno.h"
 
 #include "uh_server.h"
+#if UH_TLS
+#include "uh_tls.h"
+#endif
 
 typedef struct _uhttpd_core_obj_t {
     mp_obj_base_t base;
@@ -54,32 +57,6 @@ static int uh_method_flag(int m) {
         default:
             return UH_OTHER;
     }
-}
-
-const uh_header_t *uh_find_header(uh_conn_t *c, const char *name, size_t nlen) {
-    for (size_t i = 0; i < c->req.num_headers; i++) {
-        const uh_header_t *h = &c->req.headers[i];
-        if (h->name.len != nlen) {
-            continue;
-        }
-        size_t k = 0;
-        for (; k < nlen; k++) {
-            char a = h->name.ptr[k], b = name[k];
-            if (a >= 'A' && a <= 'Z') {
-                a += 32;
-            }
-            if (b >= 'A' && b <= 'Z') {
-                b += 32;
-            }
-            if (a != b) {
-                break;
-            }
-        }
-        if (k == nlen) {
-            return h;
-        }
-    }
-    return NULL;
 }
 
 /* Constant-time comparison (length leaks, content does not). */
@@ -178,35 +155,28 @@ static void uh_reply_options(uh_state_t *st, uh_conn_t *c, int allow) {
     uh_reply_simple(st, c, 204, extra, NULL);
 }
 
-static void uh_send_continue(uh_state_t *st, uh_conn_t *c) {
-    if (c->req.expect_continue && !c->continue_sent && !c->body_done && c->req.minor_version == 1) {
-        c->continue_sent = 1;
-        uh_send_gil(st, c, "HTTP/1.1 100 Continue\r\n\r\n", 25, 0);
-    }
-}
-
 void uh_handle_request(uh_state_t *st, uh_conn_t *c) {
-    uhttpd_request_obj_t *ro = st->reqobj;
+    uhttpd_request_obj_t *ro = c->reqobj;
     int mflag = uh_method_flag(c->req.method);
 
     /* decoded, normalised path (routing, Request.path, the file server) */
     int pl;
     if (c->req.path.len == 1 && c->req.path.ptr[0] == '*') {
-        st->pathbuf[0] = '*';
+        c->path[0] = '*';
         pl = 1;
     } else {
-        pl = uh_url_decode(c->req.path.ptr, c->req.path.len, st->pathbuf, st->max_header);
+        pl = uh_url_decode(c->req.path.ptr, c->req.path.len, c->path, st->max_header);
         if (pl > 0) {
-            pl = uh_path_normalize(st->pathbuf, (size_t)pl);
+            pl = uh_path_normalize(c->path, (size_t)pl);
         }
     }
-    if (pl <= 0 || !utf8_check((const byte *)st->pathbuf, (size_t)pl)) {
+    if (pl <= 0 || !utf8_check((const byte *)c->path, (size_t)pl)) {
         c->keep_alive = 0;
         uh_reply_simple(st, c, 400, NULL, NULL);
         return;
     }
-    st->pathbuf[pl] = 0;
-    st->path_len = (size_t)pl;
+    c->path[pl] = 0;
+    c->path_len = (size_t)pl;
 
     ro->conn = c;
     ro->mflag = (uint8_t)mflag;
@@ -215,10 +185,10 @@ void uh_handle_request(uh_state_t *st, uh_conn_t *c) {
     if (mflag == UH_OPTIONS) {
         /* preflight: answered without auth (browsers send none) */
         int allow;
-        if (pl == 1 && st->pathbuf[0] == '*') {
+        if (pl == 1 && c->path[0] == '*') {
             allow = UH_GET | UH_HEAD | UH_POST | UH_DELETE;
         } else {
-            uh_route_find(st, c, st->pathbuf, (size_t)pl, 0, &hit);
+            uh_route_find(st, c, c->path, (size_t)pl, 0, &hit);
             allow = hit.allow;
         }
         if (allow == 0) {
@@ -253,7 +223,7 @@ void uh_handle_request(uh_state_t *st, uh_conn_t *c) {
         }
     }
 
-    mp_obj_t route = uh_route_find(st, c, st->pathbuf, (size_t)pl, mflag, &hit);
+    mp_obj_t route = uh_route_find(st, c, c->path, (size_t)pl, mflag, &hit);
     if (route == MP_OBJ_NULL) {
         if (hit.allow) {
             char methods[80], extra[100];
@@ -288,7 +258,7 @@ void uh_handle_request(uh_state_t *st, uh_conn_t *c) {
             mp_call_function_1(hit.target, MP_OBJ_FROM_PTR(ro));
             break;
     }
-    if (c->resp == UH_RESP_NONE && c->fd >= 0) {
+    if (c->resp == UH_RESP_NONE && c->io.fd >= 0) {
         uh_reply_simple(st, c, 204, NULL, NULL);
     }
 }
@@ -326,9 +296,8 @@ static mp_obj_t uhttpd_request_uri(mp_obj_t self_in) {
 static MP_DEFINE_CONST_FUN_OBJ_1(uhttpd_request_uri_obj, uhttpd_request_uri);
 
 static mp_obj_t uhttpd_request_path(mp_obj_t self_in) {
-    uh_req_conn(self_in);
-    uhttpd_request_obj_t *self = MP_OBJ_TO_PTR(self_in);
-    return mp_obj_new_str(self->st->pathbuf, self->st->path_len);
+    uh_conn_t *c = uh_req_conn(self_in);
+    return mp_obj_new_str(c->path, c->path_len);
 }
 static MP_DEFINE_CONST_FUN_OBJ_1(uhttpd_request_path_obj, uhttpd_request_path);
 
@@ -546,12 +515,12 @@ static mp_obj_t uhttpd_request_write(size_t n_args, const mp_obj_t *pos, mp_map_
     size_t n = uh_head_from_args(st, c, a, (int64_t)bi.len);
     c->resp = UH_RESP_WRITTEN;
     if (c->head_only || bi.len == 0) {
-        uh_send_gil(st, c, st->tx, n, 0);
+        uh_send_gil(st, c, c->tx, n, 0);
     } else if (n + bi.len <= UH_TX_BUF) {
-        memcpy(st->tx + n, bi.buf, bi.len);
-        uh_send_gil(st, c, st->tx, n + bi.len, 0);
+        memcpy(c->tx + n, bi.buf, bi.len);
+        uh_send_gil(st, c, c->tx, n + bi.len, 0);
     } else {
-        uh_send_gil(st, c, st->tx, n, 1);
+        uh_send_gil(st, c, c->tx, n, 1);
         uh_send_gil(st, c, bi.buf, bi.len, 0);
     }
     return mp_const_none;
@@ -580,20 +549,25 @@ static mp_obj_t uhttpd_request_send_chunk(size_t n_args, const mp_obj_t *pos, mp
     }
     if (c->head_only) {
         if (n) {
-            uh_send_gil(st, c, st->tx, n, 0);
+            uh_send_gil(st, c, c->tx, n, 0);
         }
         if (end) {
             c->resp = UH_RESP_CHUNK_END;
         }
         return mp_const_none;
     }
+    if (n + 24 > UH_TX_BUF) {
+        /* a head this large: send it alone, framing follows */
+        uh_send_gil(st, c, c->tx, n, 1);
+        n = 0;
+    }
     if (end) {
         if (!c->close_delim) {
-            memcpy(st->tx + n, "0\r\n\r\n", 5);
+            memcpy(c->tx + n, "0\r\n\r\n", 5);
             n += 5;
         }
         if (n) {
-            uh_send_gil(st, c, st->tx, n, 0);
+            uh_send_gil(st, c, c->tx, n, 0);
         }
         c->resp = UH_RESP_CHUNK_END;
         return mp_const_none;
@@ -601,23 +575,23 @@ static mp_obj_t uhttpd_request_send_chunk(size_t n_args, const mp_obj_t *pos, mp
     if (bi.len == 0) {
         /* an empty chunk would end the body: send only a pending head */
         if (n) {
-            uh_send_gil(st, c, st->tx, n, 0);
+            uh_send_gil(st, c, c->tx, n, 0);
         }
         return mp_const_none;
     }
     if (!c->close_delim) {
-        n += snprintf(st->tx + n, UH_TX_BUF - n, "%lx\r\n", (unsigned long)bi.len);
+        n += snprintf(c->tx + n, UH_TX_BUF - n, "%lx\r\n", (unsigned long)bi.len);
     }
     if (n + bi.len + 2 <= UH_TX_BUF) {
-        memcpy(st->tx + n, bi.buf, bi.len);
+        memcpy(c->tx + n, bi.buf, bi.len);
         n += bi.len;
         if (!c->close_delim) {
-            memcpy(st->tx + n, "\r\n", 2);
+            memcpy(c->tx + n, "\r\n", 2);
             n += 2;
         }
-        uh_send_gil(st, c, st->tx, n, 0);
+        uh_send_gil(st, c, c->tx, n, 0);
     } else {
-        uh_send_gil(st, c, st->tx, n, 1);
+        uh_send_gil(st, c, c->tx, n, 1);
         uh_send_gil(st, c, bi.buf, bi.len, !c->close_delim);
         if (!c->close_delim) {
             uh_send_gil(st, c, "\r\n", 2, 0);
@@ -691,8 +665,47 @@ static void uh_wait_stopping(void) {
     }
 }
 
+/* tls=(cert, key), both bytes (the facade reads files): the shared TLS
+ * state (mbedTLS config, certificate, DRBG, ticket keys), outside the
+ * MicroPython heap.  A bad cert or key raises ValueError naming it. */
+static void *uh_core_tls_setup(mp_obj_t tls) {
+    #if UH_TLS
+    size_t n;
+    mp_obj_t *it;
+    mp_obj_get_array(tls, &n, &it);
+    if (n != 2) {
+        mp_raise_ValueError(MP_ERROR_TEXT("tls must be (cert, key)"));
+    }
+    mp_buffer_info_t cert, key;
+    mp_get_buffer_raise(it[0], &cert, MP_BUFFER_READ);
+    mp_get_buffer_raise(it[1], &key, MP_BUFFER_READ);
+    char err[160];
+    uh_tls_server_t *srv = NULL;
+    int r;
+    MP_THREAD_GIL_EXIT();
+    r = uh_tls_server_new(&srv, cert.buf, cert.len, key.buf, key.len, err, sizeof(err));
+    MP_THREAD_GIL_ENTER();
+    if (r < 0 || srv == NULL) {
+        mp_raise_msg_varg(&mp_type_ValueError, MP_ERROR_TEXT("tls: %s"), err);
+    }
+    return srv;
+    #else
+    (void)tls;
+    mp_raise_msg(&mp_type_OSError, MP_ERROR_TEXT("uhttpd: this firmware was built without TLS"));
+    #endif
+}
+
+static void uh_core_tls_free(uh_state_t *st) {
+    #if UH_TLS
+    if (st->tls != NULL) {
+        uh_tls_server_free((uh_tls_server_t *)st->tls);
+    }
+    #endif
+    st->tls = NULL;
+}
+
 static mp_obj_t uhttpd_core_make_new(const mp_obj_type_t *type, size_t n_args, size_t n_kw, const mp_obj_t *args) {
-    mp_arg_check_num(n_args, n_kw, 10, 10, false);
+    mp_arg_check_num(n_args, n_kw, 13, 13, false);
     mp_obj_t facade = args[0];
     const char *host = mp_obj_str_get_str(args[1]);
     mp_int_t port = mp_obj_get_int(args[2]);
@@ -703,6 +716,9 @@ static mp_obj_t uhttpd_core_make_new(const mp_obj_type_t *type, size_t n_args, s
     mp_int_t events = mp_obj_get_int(args[7]);
     mp_int_t event_queue = mp_obj_get_int(args[8]);
     mp_int_t ping_ms = mp_obj_get_int(args[9]);
+    mp_int_t body_buffer = mp_obj_get_int(args[10]);
+    mp_int_t min_rate = mp_obj_get_int(args[11]);
+    mp_obj_t tls = args[12];
     if (events < 0 || events > UH_CEIL_MAX_CONNS) {
         mp_raise_ValueError(MP_ERROR_TEXT("events out of range"));
     }
@@ -727,6 +743,16 @@ static mp_obj_t uhttpd_core_make_new(const mp_obj_type_t *type, size_t n_args, s
     if (max_body < 0) {
         mp_raise_ValueError(MP_ERROR_TEXT("max_body must be >= 0"));
     }
+    if (body_buffer < 0 || body_buffer > 1024 * 1024) {
+        mp_raise_ValueError(MP_ERROR_TEXT("body_buffer must be 0..1048576"));
+    }
+    if (min_rate < 0) {
+        mp_raise_ValueError(MP_ERROR_TEXT("min_rate must be >= 0"));
+    }
+    void *tls_srv = NULL;
+    if (tls != mp_const_none) {
+        tls_srv = uh_core_tls_setup(tls);   /* raises ValueError naming the problem */
+    }
 
     uh_wait_stopping();
 
@@ -734,37 +760,53 @@ static mp_obj_t uhttpd_core_make_new(const mp_obj_type_t *type, size_t n_args, s
     uh_state_t *st = m_new0(uh_state_t, 1);
     st->lfd = -1;
     st->wake.rd = st->wake.wr = -1;
+    st->tls = tls_srv;
     st->max_conns = (size_t)max_conns;
     st->max_header = (size_t)max_header;
+    st->body_buffer = (size_t)body_buffer;
+    st->min_rate = (uint32_t)min_rate;
     st->timeout_ms = (uint32_t)timeout_ms;
     st->max_body = (uint64_t)max_body;
+    st->nest_max = UH_NEST_MAX;
     st->routes = mp_obj_new_list(0, NULL);
     st->auth = mp_const_none;
     st->file_acl = mp_const_none;
     st->ext_path = MP_OBJ_NEW_QSTR(MP_QSTR_);
     st->file_block = UH_DEFAULT_FILE_BLOCK;
+    mp_thread_mutex_init(&st->close_mutex);
     st->conns = m_new0(uh_conn_t, st->max_conns);
-    size_t cap = (st->max_header + UH_BODY_SLACK + 7) & ~(size_t)7;
+    /* per connection, one allocation: head + body | header slots | decoded
+     * path | reply head scratch */
+    size_t cap = (st->max_header + st->body_buffer + 7) & ~(size_t)7;
+    size_t pathcap = (st->max_header + 1 + 7) & ~(size_t)7;
     for (size_t k = 0; k < st->max_conns; k++) {
         uh_conn_t *c = &st->conns[k];
-        c->fd = -1;
+        c->io.fd = -1;
         c->file_fd = -1;
+        c->index = (uint8_t)k;
         c->cap = cap;
-        c->buf = m_new(char, cap + UH_MAX_HEADERS * sizeof(uh_header_t));
+        c->buf = m_new(char, cap + UH_MAX_HEADERS * sizeof(uh_header_t) + pathcap + UH_TX_BUF);
+        c->path = c->buf + cap + UH_MAX_HEADERS * sizeof(uh_header_t);
+        c->tx = c->path + pathcap;
+        uhttpd_request_obj_t *ro = mp_obj_malloc(uhttpd_request_obj_t, &uhttpd_request_type);
+        ro->st = st;
+        ro->conn = NULL;
+        c->reqobj = ro;
     }
     uh_sse_alloc(st, (size_t)events, (size_t)event_queue);
     st->sse_ping_ms = (uint32_t)ping_ms;
     st->sse_next_ping = uh_ticks_ms() + st->sse_ping_ms;
-    st->pfds = m_new0(struct pollfd, st->max_conns + st->n_sse + 3);
-    st->pconn = m_new0(uh_conn_t *, st->max_conns + 2);
-    st->tx = m_new(char, UH_TX_BUF);
-    st->pathbuf = m_new(char, st->max_header + 1);
-    uhttpd_request_obj_t *ro = mp_obj_malloc(uhttpd_request_obj_t, &uhttpd_request_type);
-    ro->st = st;
-    ro->conn = NULL;
-    st->reqobj = ro;
+    /* wake-up, listener, a waiting connection, the REPL socket, members */
+    st->npoll = st->max_conns + st->n_sse + 4;
+    st->pfds = m_new0(struct pollfd, st->npoll * (st->nest_max + 1u));
+    st->pents = m_new0(uh_pent_t, st->npoll * (st->nest_max + 1u));
 
-    /* listening socket */
+    /* listening socket (on failure the TLS state goes too) */
+    nlr_buf_t nlr_tls;
+    if (nlr_push(&nlr_tls) != 0) {
+        uh_core_tls_free(st);
+        nlr_jump(nlr_tls.ret_val);
+    }
     struct addrinfo hints, *ai = NULL;
     memset(&hints, 0, sizeof(hints));
     hints.ai_family = AF_INET;
@@ -788,9 +830,7 @@ static mp_obj_t uhttpd_core_make_new(const mp_obj_type_t *type, size_t n_args, s
     uh_fd_track(fd);
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    #ifdef FD_CLOEXEC
-    fcntl(fd, F_SETFD, FD_CLOEXEC);
-    #endif
+    uh_set_cloexec(fd);
     int r = bind(fd, ai->ai_addr, ai->ai_addrlen);
     freeaddrinfo(ai);
     if (r < 0 || listen(fd, UH_LISTEN_BACKLOG) < 0) {
@@ -812,6 +852,7 @@ static mp_obj_t uhttpd_core_make_new(const mp_obj_type_t *type, size_t n_args, s
     }
     uh_fd_track(st->wake.rd);
     uh_fd_track(st->wake.wr);
+    nlr_pop();
 
     uhttpd_core_obj_t *self = mp_obj_malloc_with_finaliser(uhttpd_core_obj_t, type);
     self->st = st;
@@ -825,6 +866,7 @@ static mp_obj_t uhttpd_core_make_new(const mp_obj_type_t *type, size_t n_args, s
         uh_wakeup_close(&st->wake);
         uh_close_fd(st->lfd);
         st->lfd = -1;
+        uh_core_tls_free(st);
         nlr_jump(nlr.ret_val);
     }
     return MP_OBJ_FROM_PTR(self);
@@ -910,6 +952,15 @@ static mp_obj_t uhttpd_core_del(mp_obj_t self_in) {
 }
 static MP_DEFINE_CONST_FUN_OBJ_1(uhttpd_core_del_obj, uhttpd_core_del);
 
+/* stats() -> (loop passes so far, handler depth limit): the idle cost
+ * measurement counts passes per second. */
+static mp_obj_t uhttpd_core_stats(mp_obj_t self_in) {
+    uhttpd_core_obj_t *self = MP_OBJ_TO_PTR(self_in);
+    mp_obj_t t[2] = { mp_obj_new_int_from_uint(self->st->wakeups), MP_OBJ_NEW_SMALL_INT(self->st->nest_max) };
+    return mp_obj_new_tuple(2, t);
+}
+static MP_DEFINE_CONST_FUN_OBJ_1(uhttpd_core_stats_obj, uhttpd_core_stats);
+
 static mp_obj_t uhttpd_core_running(mp_obj_t self_in) {
     uhttpd_core_obj_t *self = MP_OBJ_TO_PTR(self_in);
     return mp_obj_new_bool(self->st->running && !self->st->stop);
@@ -924,6 +975,7 @@ static const mp_rom_map_elem_t uhttpd_core_locals_table[] = {
     { MP_ROM_QSTR(MP_QSTR_listeners), MP_ROM_PTR(&uhttpd_core_listeners_obj) },
     { MP_ROM_QSTR(MP_QSTR_close), MP_ROM_PTR(&uhttpd_core_close_obj) },
     { MP_ROM_QSTR(MP_QSTR_running), MP_ROM_PTR(&uhttpd_core_running_obj) },
+    { MP_ROM_QSTR(MP_QSTR_stats), MP_ROM_PTR(&uhttpd_core_stats_obj) },
     { MP_ROM_QSTR(MP_QSTR___del__), MP_ROM_PTR(&uhttpd_core_del_obj) },
 };
 static MP_DEFINE_CONST_DICT(uhttpd_core_locals_dict, uhttpd_core_locals_table);
@@ -938,9 +990,27 @@ static MP_DEFINE_CONST_OBJ_TYPE(
 
 /* ---- module ------------------------------------------------------------- */
 
-/* Called on the first import after start-up and after every soft reset:
- * nothing of an earlier cycle survives (see uh_fd_track in uh_server.c). */
+/* Called on the first import after start-up and after every soft reset,
+ * and again whenever the module is imported anew (del sys.modules[...]):
+ * only the first call of a reset cycle may clean up, later ones must not
+ * touch running servers.  The cycle flag lives in static memory (it
+ * survives a soft reset); the mp_thread_deinit hook (uh_server.c) clears it
+ * after stopping every server.  Without that hook (a build that does not
+ * wrap mp_thread_deinit) a new cycle cannot be told from a re-import, so
+ * the flag is not used and __init__ cleans up every time, as before. */
+static uint8_t uh_cycle_live;
+
+void uh_module_cycle_end(void) {
+    uh_cycle_live = 0;
+}
+
 static mp_obj_t uhttpd_module_init(void) {
+    #if UH_WRAP_DEINIT
+    if (uh_cycle_live) {
+        return mp_const_none;
+    }
+    uh_cycle_live = 1;
+    #endif
     uh_fd_close_all_tracked();
     MP_STATE_VM(uhttpd_servers) = NULL;
     uh_ws_reset();
@@ -967,17 +1037,9 @@ static mp_obj_t uhttpd_normpath(mp_obj_t path_in) {
 static MP_DEFINE_CONST_FUN_OBJ_1(uhttpd_normpath_obj, uhttpd_normpath);
 
 /* stop every server of this process (atexit / tests) */
+int uh_stop_all(void);
 static mp_obj_t uhttpd_stop_all(void) {
-    for (;;) {
-        uh_state_t *s = MP_STATE_VM(uhttpd_servers);
-        while (s != NULL && !(s->running && s->thread_id != mp_thread_get_id())) {
-            s = s->next;
-        }
-        if (s == NULL) {
-            break;
-        }
-        uh_thread_stop_wait(s);
-    }
+    uh_stop_all();
     return mp_const_none;
 }
 static MP_DEFINE_CONST_FUN_OBJ_0(uhttpd_stop_all_obj, uhttpd_stop_all);
@@ -999,6 +1061,9 @@ static const mp_rom_map_elem_t uhttpd_module_globals_table[] = {
     { MP_ROM_QSTR(MP_QSTR_MAX_HEADERS), MP_ROM_INT(UH_MAX_HEADERS) },
     { MP_ROM_QSTR(MP_QSTR_FILE_BLOCK), MP_ROM_INT(UH_DEFAULT_FILE_BLOCK) },
     { MP_ROM_QSTR(MP_QSTR_EVENT_QUEUE), MP_ROM_INT(UH_DEFAULT_EVENT_QUEUE) },
+    { MP_ROM_QSTR(MP_QSTR_BODY_BUFFER), MP_ROM_INT(UH_DEFAULT_BODY_BUFFER) },
+    { MP_ROM_QSTR(MP_QSTR_MIN_RATE), MP_ROM_INT(UH_DEFAULT_MIN_RATE) },
+    { MP_ROM_QSTR(MP_QSTR_TLS), MP_ROM_INT(UH_TLS) },
 };
 static MP_DEFINE_CONST_DICT(uhttpd_module_globals, uhttpd_module_globals_table);
 

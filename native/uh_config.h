@@ -30,11 +30,6 @@
 #define UH_MAX_HEADERS (24)
 #endif
 
-/* Extra receive space after the head for body bytes (per connection). */
-#ifndef UH_BODY_SLACK
-#define UH_BODY_SLACK (1024)
-#endif
-
 /* Response header scratch (one per server). */
 #ifndef UH_TX_BUF
 #define UH_TX_BUF (1024)
@@ -48,12 +43,6 @@
 /* Largest request body accepted (413 above). */
 #ifndef UH_DEFAULT_MAX_BODY
 #define UH_DEFAULT_MAX_BODY (16 * 1024 * 1024)
-#endif
-
-/* An unread body up to this size is drained after the handler so the
- * connection stays usable; a larger one closes the connection. */
-#ifndef UH_DRAIN_MAX
-#define UH_DRAIN_MAX (64 * 1024)
 #endif
 
 /* listen() backlog: a burst of 32 clients must not lose SYNs. */
@@ -85,6 +74,44 @@
 #else
 #define UH_DEFAULT_EVENT_QUEUE (8192)
 #endif
+#endif
+
+/* A request body up to this size is received by the loop before the
+ * handler runs, so read() never waits on the network for it (per
+ * connection, allocated at start).  Settable with Server(body_buffer=...). */
+#ifndef UH_DEFAULT_BODY_BUFFER
+#if defined(ESP_PLATFORM)
+#define UH_DEFAULT_BODY_BUFFER (2048)
+#else
+#define UH_DEFAULT_BODY_BUFFER (8192)
+#endif
+#endif
+
+/* Bytes per second a body, an upload or a transfer must keep up, averaged
+ * over each `timeout` window (408 and close below it). */
+#ifndef UH_DEFAULT_MIN_RATE
+#define UH_DEFAULT_MIN_RATE (1024)
+#endif
+
+/* Most handlers on the server thread's stack at once: a handler that waits
+ * on a slow client lets the loop run other requests' handlers meanwhile,
+ * nested on the same stack. */
+#ifndef UH_NEST_MAX
+#if defined(ESP_PLATFORM)
+#define UH_NEST_MAX (2)
+#else
+#define UH_NEST_MAX (4)
+#endif
+#endif
+
+/* HTTPS (mbedTLS).  The build sets UH_TLS=1 where mbedTLS is linked. */
+#ifndef UH_TLS
+#define UH_TLS (0)
+#endif
+
+/* Host test build that behaves like lwIP (see uh_port.h). */
+#ifndef UH_STRICT_LWIP
+#define UH_STRICT_LWIP (0)
 #endif
 
 #endif

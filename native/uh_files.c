@@ -269,7 +269,7 @@ static void uh_send_file(uh_state_t *st, uh_conn_t *c, mp_obj_t fspath, const ch
     c->resp = UH_RESP_WRITTEN;
     if (c->head_only || len == 0) {
         uh_file_close(f);
-        uh_send_gil(st, c, st->tx, hn, 0);
+        uh_send_gil(st, c, c->tx, hn, 0);
         return;
     }
     if (start > 0) {
@@ -282,7 +282,7 @@ static void uh_send_file(uh_state_t *st, uh_conn_t *c, mp_obj_t fspath, const ch
     }
     c->file_fd = -1;
     #if UH_HAVE_SENDFILE
-    if (len > st->file_block) {
+    if (len > st->file_block && c->io.tls == NULL) {
         int err;
         mp_uint_t fd = mp_get_stream(f)->ioctl(f, MP_STREAM_GET_FILENO, 0, &err);
         if (fd != MP_STREAM_ERROR) {
@@ -293,10 +293,10 @@ static void uh_send_file(uh_state_t *st, uh_conn_t *c, mp_obj_t fspath, const ch
     /* the head and the first block go out in one send when they fit */
     size_t n = 0;
     if (hn <= st->file_block) {
-        memcpy(c->fbuf, st->tx, hn);
+        memcpy(c->fbuf, c->tx, hn);
         n = hn;
     } else {
-        uh_send_gil(st, c, st->tx, hn, 1);
+        uh_send_gil(st, c, c->tx, hn, 1);
     }
     if (c->file_fd < 0) {
         size_t want = st->file_block - n;
@@ -323,16 +323,13 @@ static void uh_send_file(uh_state_t *st, uh_conn_t *c, mp_obj_t fspath, const ch
     ssize_t w = 0;
     MP_THREAD_GIL_EXIT();
     while (c->fpos < c->fend) {
-        w = send(c->fd, c->fbuf + c->fpos, c->fend - c->fpos, UH_SEND_FLAGS | (len ? UH_SEND_MORE : 0));
-        if (w > 0) {
-            c->fpos += (size_t)w;
-        } else if (w < 0 && errno == EINTR) {
-            continue;
-        } else {
+        w = uh_io_send(&c->io, c->fbuf + c->fpos, c->fend - c->fpos, len != 0);
+        if (w <= 0) {
             break;
         }
+        c->fpos += (size_t)w;
     }
-    int gone = w < 0 && errno != EAGAIN && errno != EWOULDBLOCK;
+    int gone = w < 0 && w != UH_IO_AGAIN;
     MP_THREAD_GIL_ENTER();
     if (gone) {
         c->file = MP_OBJ_NULL;
@@ -361,14 +358,14 @@ void uh_files_serve(uh_state_t *st, uh_conn_t *c, mp_obj_t cfg) {
     const char *base = mp_obj_str_get_data(it[1], &blen);
     int dirs = mp_obj_is_true(it[2]);
     int ext = mp_obj_is_true(it[3]);
-    if (st->path_len < plen || st->pathbuf[plen] != '/') {
+    if (c->path_len < plen || c->path[plen] != '/') {
         uh_reply_simple(st, c, 404, NULL, NULL);
         return;
     }
     /* the request path is decoded and normalised (no '.', '..', '//'), so
      * base + rel can never leave base */
-    const char *rel = st->pathbuf + plen;
-    size_t rlen = st->path_len - plen;
+    const char *rel = c->path + plen;
+    size_t rlen = c->path_len - plen;
     int want_dir = rel[rlen - 1] == '/';
 
     for (int pass = ext ? 0 : 1; pass < 2; pass++) {
@@ -411,8 +408,8 @@ void uh_files_serve(uh_state_t *st, uh_conn_t *c, mp_obj_t cfg) {
                     uh_reply_simple(st, c, s, NULL, NULL);
                     return;
                 }
-                mp_obj_t a[3] = { MP_OBJ_FROM_PTR(st->reqobj), fs,
-                                  mp_obj_new_str(st->pathbuf, st->path_len) };
+                mp_obj_t a[3] = { MP_OBJ_FROM_PTR(c->reqobj), fs,
+                                  mp_obj_new_str(c->path, c->path_len) };
                 mp_call_function_n_kw(it[4], 3, 0, a);
                 return;
             }
@@ -587,7 +584,7 @@ void uh_stream_abort(uh_state_t *st, uh_conn_t *c, int status) {
     }
     c->file_fd = -1;
     c->keep_alive = 0;
-    if (rx && status && c->fd >= 0) {
+    if (rx && status && c->io.fd >= 0) {
         nlr_buf_t nlr;
         if (nlr_push(&nlr) == 0) {
             uh_reply_simple(st, c, status, NULL, NULL);
@@ -596,14 +593,14 @@ void uh_stream_abort(uh_state_t *st, uh_conn_t *c, int status) {
     }
     MP_THREAD_GIL_EXIT();
     c->state = UH_CS_BUSY;
-    if (rx && status && c->fd >= 0) {
+    if (rx && status && c->io.fd >= 0) {
         uh_conn_linger(st, c);
     } else {
         uh_conn_close(st, c);
     }
 }
 
-/* What a non-blocking send()/sendfile() result means for the pump. */
+/* What a non-blocking sendfile() result means for the pump. */
 enum { UH_IO_PROGRESS, UH_IO_RETRY, UH_IO_WAIT, UH_IO_FAIL };
 
 static int uh_io_step(ssize_t w) {
@@ -623,15 +620,13 @@ static void uh_tx_pump(uh_state_t *st, uh_conn_t *c) {
     size_t budget = 16;   /* blocks per wake-up: keep other clients moving */
     while (budget--) {
         if (c->fpos < c->fend) {
-            ssize_t w = send(c->fd, c->fbuf + c->fpos, c->fend - c->fpos,
-                UH_SEND_FLAGS | (c->file_left ? UH_SEND_MORE : 0));
-            int step = uh_io_step(w);
-            if (step == UH_IO_PROGRESS) {
+            ssize_t w = uh_io_send(&c->io, c->fbuf + c->fpos, c->fend - c->fpos, c->file_left != 0);
+            if (w > 0) {
                 c->fpos += (size_t)w;
-                c->deadline = uh_ticks_ms() + st->timeout_ms;
-            } else if (step == UH_IO_WAIT) {
+                uh_rate_progress(c, (size_t)w);
+            } else if (w == UH_IO_AGAIN) {
                 return;
-            } else if (step == UH_IO_FAIL) {
+            } else {
                 uh_stream_abort(st, c, 0);
                 return;
             }
@@ -651,12 +646,12 @@ static void uh_tx_pump(uh_state_t *st, uh_conn_t *c) {
         if (c->file_fd >= 0) {
             off_t off = (off_t)c->file_off;
             size_t want = c->file_left > (1u << 20) ? (1u << 20) : (size_t)c->file_left;
-            ssize_t w = sendfile(c->fd, c->file_fd, &off, want);
+            ssize_t w = sendfile(c->io.fd, c->file_fd, &off, want);
             int step = uh_io_step(w);
             if (step == UH_IO_PROGRESS) {
                 c->file_off += (uint64_t)w;
                 c->file_left -= (uint64_t)w;
-                c->deadline = uh_ticks_ms() + st->timeout_ms;
+                uh_rate_progress(c, (size_t)w);
             } else if (step == UH_IO_WAIT) {
                 return;
             } else if (step == UH_IO_FAIL) {
@@ -730,18 +725,15 @@ static void uh_rx_pump(uh_state_t *st, uh_conn_t *c) {
         if (c->body_kind == UH_BODY_LENGTH && (uint64_t)want > c->body_left) {
             want = (size_t)c->body_left;
         }
-        ssize_t r = recv(c->fd, c->fbuf, want, 0);
-        if (r < 0 && errno == EINTR) {
-            continue;
-        }
-        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        ssize_t r = uh_io_recv(&c->io, c->fbuf, want);
+        if (r == UH_IO_AGAIN) {
             return;
         }
         if (r <= 0) {
             uh_stream_abort(st, c, 0);   /* the client vanished: nothing kept */
             return;
         }
-        c->deadline = uh_ticks_ms() + st->timeout_ms;
+        uh_rate_progress(c, (size_t)r);
         size_t dn = (size_t)r;
         int done = 0;
         size_t rest = 0;
@@ -780,6 +772,10 @@ static void uh_rx_pump(uh_state_t *st, uh_conn_t *c) {
             return;
         }
     }
+}
+
+short uh_stream_events(uh_conn_t *c) {
+    return uh_io_events(&c->io, c->state == UH_CS_FILE_TX ? POLLOUT : POLLIN);
 }
 
 void uh_stream_pump(uh_state_t *st, uh_conn_t *c, short revents) {

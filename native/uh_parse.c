@@ -655,3 +655,29 @@ void uh_ws_accept(const char *key, size_t keylen, char out[29]) {
     }
     out[28] = 0;
 }
+
+const uh_header_t *uh_request_header(const uh_request_t *req, const char *name, size_t nlen) {
+    for (size_t i = 0; i < req->num_headers; i++) {
+        const uh_header_t *h = &req->headers[i];
+        if (h->name.len != nlen) {
+            continue;
+        }
+        size_t k = 0;
+        for (; k < nlen; k++) {
+            char a = h->name.ptr[k], b = name[k];
+            if (a >= 'A' && a <= 'Z') {
+                a += 32;
+            }
+            if (b >= 'A' && b <= 'Z') {
+                b += 32;
+            }
+            if (a != b) {
+                break;
+            }
+        }
+        if (k == nlen) {
+            return h;
+        }
+    }
+    return NULL;
+}

@@ -144,4 +144,8 @@ void uh_ws_accept(const char *key, size_t keylen, char out[29]);
  * literal. */
 int uh_span_ieq(uh_span_t s, const char *lower);
 
+/* The first header of a parsed request whose name equals name[0..nlen)
+ * (ASCII case-insensitive), or NULL. */
+const uh_header_t *uh_request_header(const uh_request_t *req, const char *name, size_t nlen);
+
 #endif

@@ -1,25 +1,38 @@
 /*
- * uhttpd: the WebSocket REPL (WebREPL-compatible).
+ * uhttpd: the WebSocket REPL (WebREPL-compatible), a connection kind.
  *
  * A GET that asks for the upgrade on the ws() url is answered here with
  * "101 Switching Protocols" (RFC 6455 4.2.2; the accept key comes from
- * uh_ws_accept in uh_parse.c), then the socket leaves the server: it is
- * wrapped in a small C stream object (_uhttpd.WSock) and handed to the
- * Python glue (frozen/uhttpd_repl.py), which stacks MicroPython's own
+ * uh_ws_accept in uh_parse.c), then the connection leaves the HTTP table:
+ * it is wrapped in a small C stream object (_uhttpd.WSock) and handed to
+ * the Python glue (frozen/uhttpd_repl.py), which stacks MicroPython's own
  * websocket.websocket -> _webrepl._webrepl -> os.dupterm on it, so the wire
  * protocol is exactly WebREPL's (password prompt, text frames for the
  * terminal, binary frames for file get/put).
  *
- * One REPL session per process (os.dupterm has one slot the REPL reads on
- * unix): a second upgrade while one is active gets 503.  The session ends
- * when the client closes (EOF: dupterm deactivates and the socket is closed)
- * or when dupterm lets go of it (wrong password, an error).
+ * One REPL session per process.  os.dupterm has one slot on esp32: while
+ * it is taken, by our session or anybody else's (the built-in WebREPL),
+ * the upgrade gets 503; the slot is never stolen.  The session ends when
+ * the client closes (EOF: dupterm deactivates) or when dupterm lets go of
+ * it (wrong password, an error).
+ *
+ * Login (design.md section 7): a client that has not logged in within the
+ * server's `timeout` is cut off by the server thread (the REPL slot is
+ * free again); after a wrong password the next upgrade is refused with 503
+ * and Retry-After for a back-off that doubles from 1 s up to 30 s
+ * (process-wide), so passwords cannot be guessed quickly.  Success and
+ * failure are seen in what _webrepl writes ("WebREPL connected", "Access
+ * denied"), since the password check itself is _webrepl's.
+ *
+ * The socket is polled by the server thread only on ports where the REPL
+ * is fed by os.dupterm_notify (ESP32), and it is always closed by the
+ * server thread (uh_close_deferred): lwIP's select fails for everyone when
+ * a socket in its set is closed by another thread.
  *
  * Reads: on unix the REPL reads dupterm with blocking calls
  * (ports/unix/unix_mphal.c), so WSock reads block with the GIL released.
- * Where os.dupterm_notify exists (ESP32) the REPL is fed by notifications
- * instead: reads are non-blocking and the server loop, on readability of
- * the session socket, calls the notify hook (uh_ws_poll_prepare/_ready).
+ * Where os.dupterm_notify exists (ESP32) reads are non-blocking and the
+ * server loop, on readability of the session socket, calls the notify hook.
  */
 #include <string.h>
 #include <stdio.h>
@@ -33,8 +46,10 @@
 
 typedef struct _uh_wsock_obj_t {
     mp_obj_base_t base;
-    int fd;
+    uh_io_t io;
+    uh_state_t *owner;     /* the server whose thread closes the socket */
     uint8_t nonblock;
+    uint8_t need_login;
     uint16_t pre_len;      /* bytes that arrived with the handshake */
     uint16_t pre_pos;
     char pre[256];
@@ -42,66 +57,111 @@ typedef struct _uh_wsock_obj_t {
 
 static const mp_obj_type_t uh_wsock_type;
 
-/* The active session's socket object, or NULL (GIL held to touch it). */
+/* The active session's socket object, or NULL, and the object our glue gave
+ * to os.dupterm (to tell our session from someone else's).  GIL held to
+ * touch them. */
 MP_REGISTER_ROOT_POINTER(struct _uh_wsock_obj_t *uhttpd_repl_sock);
+MP_REGISTER_ROOT_POINTER(mp_obj_t uhttpd_repl_top);
+
+/* What the server thread needs without the GIL (plain C statics). */
+static volatile int uh_repl_fd = -1;           /* session socket, or -1 */
+static uh_state_t *volatile uh_repl_owner;     /* its server */
+static volatile uint8_t uh_repl_logged_in;
+static volatile uint8_t uh_repl_cut;           /* login timed out: shut down */
+static volatile uint32_t uh_repl_login_deadline;
+/* Password back-off (process-wide). */
+static uint32_t uh_repl_backoff_ms;
+static uint32_t uh_repl_next_try;
 
 /* Wake-up pipe for the unix REPL's stdin wait (boards/unix-uhttpd). */
 static int uh_repl_notify[2] = { -1, -1 };
-
-/* The session socket for the server loop to watch where the REPL is fed
- * by os.dupterm_notify (ESP32); -1 otherwise.  Plain int: the loop reads it
- * without the GIL. */
-static volatile int uh_ws_loop_fd = -1;
-
-int uh_ws_notify_fd(void) {
-    return uh_ws_loop_fd;
-}
-
-/* The session socket is readable: let dupterm pull what arrived into the
- * REPL's input buffer (GIL held). */
-void uh_ws_notify(void) {
-    nlr_buf_t nlr;
-    if (nlr_push(&nlr) == 0) {
-        mp_obj_t os = mp_import_name(MP_QSTR_os, mp_const_none, MP_OBJ_NEW_SMALL_INT(0));
-        mp_call_function_1(mp_load_attr(os, MP_QSTR_dupterm_notify), mp_const_none);
-        nlr_pop();
-    } else {
-        uh_ws_loop_fd = -1;
-    }
-}
 
 int uhttpd_repl_notify_fd(void) {
     return uh_repl_notify[0];
 }
 
-static void uh_wsock_shut(uh_wsock_obj_t *s) {
-    if (s->fd >= 0 && s->fd == uh_ws_loop_fd) {
-        uh_ws_loop_fd = -1;
+static void uh_repl_failed(void) {
+    uh_repl_backoff_ms = uh_repl_backoff_ms ? uh_repl_backoff_ms * 2 : 1000;
+    if (uh_repl_backoff_ms > 30000) {
+        uh_repl_backoff_ms = 30000;
     }
-    if (s->fd >= 0) {
-        uh_close_fd(s->fd);
-        s->fd = -1;
+    uh_repl_next_try = uh_ticks_ms() + uh_repl_backoff_ms;
+}
+
+static void uh_wsock_shut(uh_wsock_obj_t *s) {
+    if (s->io.fd >= 0) {
+        int fd = s->io.fd;
+        if (fd == uh_repl_fd) {
+            uh_repl_fd = -1;
+            if (s->need_login && !uh_repl_logged_in) {
+                uh_repl_failed();   /* ended without logging in */
+            }
+        }
+        /* the TLS state is this object's alone (the loop never reads it) */
+        #if UH_TLS
+        uh_io_t tmp = s->io;
+        tmp.fd = -1;
+        uh_io_close(&tmp);
+        #endif
+        s->io.fd = -1;
+        s->io.tls = NULL;
+        uh_close_deferred(s->owner, fd);
     }
     if (MP_STATE_VM(uhttpd_repl_sock) == s) {
         MP_STATE_VM(uhttpd_repl_sock) = NULL;
+        MP_STATE_VM(uhttpd_repl_top) = MP_OBJ_NULL;
     }
 }
 
-/* The session is over once dupterm no longer holds it (e.g. wrong password
- * or EOF): close its socket.  GIL held. */
+/* The session is over once dupterm no longer holds our stream (e.g. wrong
+ * password or EOF, or someone replaced it): close its socket.  GIL held. */
 void uhttpd_repl_reap(void) {
     uh_wsock_obj_t *s = MP_STATE_VM(uhttpd_repl_sock);
     if (s == NULL) {
         return;
     }
     #if MICROPY_PY_OS_DUPTERM
+    mp_obj_t top = MP_STATE_VM(uhttpd_repl_top);
     for (size_t i = 0; i < MICROPY_PY_OS_DUPTERM; i++) {
-        if (MP_STATE_VM(dupterm_objs[i]) != MP_OBJ_NULL) {
-            return;   /* still attached (to our stack of streams) */
+        if (top != MP_OBJ_NULL && MP_STATE_VM(dupterm_objs[i]) == top) {
+            return;   /* still attached: our stack of streams */
         }
     }
     #endif
     uh_wsock_shut(s);
+}
+
+/* The server that owns the session stops: nobody polls the socket any
+ * more, so its close may happen directly (GIL held). */
+void uh_repl_server_gone(uh_state_t *st) {
+    if (uh_repl_owner == st) {
+        uh_repl_owner = NULL;
+        uh_wsock_obj_t *s = MP_STATE_VM(uhttpd_repl_sock);
+        if (s != NULL) {
+            s->owner = NULL;
+        }
+    }
+}
+
+/* Output of the session: watch for the login result. */
+static void uh_repl_watch(uh_wsock_obj_t *s, const char *buf, size_t size) {
+    if (!s->need_login || uh_repl_logged_in) {
+        return;
+    }
+    static const char ok[] = "WebREPL connected";
+    static const char denied[] = "Access denied";
+    for (size_t i = 0; i + sizeof(denied) - 1 <= size; i++) {
+        if (i + sizeof(ok) - 1 <= size && memcmp(buf + i, ok, sizeof(ok) - 1) == 0) {
+            uh_repl_logged_in = 1;
+            uh_repl_backoff_ms = 0;
+            return;
+        }
+        if (memcmp(buf + i, denied, sizeof(denied) - 1) == 0) {
+            uh_repl_failed();
+            s->need_login = 0;   /* counted once */
+            return;
+        }
+    }
 }
 
 static mp_uint_t uh_wsock_read(mp_obj_t self_in, void *buf, mp_uint_t size, int *errcode) {
@@ -118,36 +178,31 @@ static mp_uint_t uh_wsock_read(mp_obj_t self_in, void *buf, mp_uint_t size, int 
         s->pre_pos += k;
         return k;
     }
-    if (s->fd < 0) {
+    if (s->io.fd < 0) {
         return 0;   /* EOF */
     }
     ssize_t r;
-    int err = 0;
-    int fd = s->fd;
+    int again = 0;
+    uh_io_t *io = &s->io;
     int nb = s->nonblock;
     MP_THREAD_GIL_EXIT();
     for (;;) {
-        r = recv(fd, buf, size, nb ? MSG_DONTWAIT : 0);
-        if (r >= 0) {
+        r = uh_io_recv(io, buf, size);
+        if (r != UH_IO_AGAIN) {
             break;
         }
-        if (errno == EINTR) {
-            continue;
+        if (nb) {
+            again = 1;
+            break;
         }
-        if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            if (nb) {
-                err = MP_EAGAIN;
-                break;
-            }
-            struct pollfd p = { .fd = fd, .events = POLLIN, .revents = 0 };
-            uh_poll(&p, 1, -1);
-            continue;
+        struct pollfd p = { .fd = io->fd, .events = uh_io_events(io, POLLIN), .revents = 0 };
+        if (poll(&p, 1, -1) < 0 && errno != EINTR) {
+            r = UH_IO_ERR;
+            break;
         }
-        err = errno;
-        break;
     }
     MP_THREAD_GIL_ENTER();
-    if (err == MP_EAGAIN) {
+    if (again) {
         *errcode = MP_EAGAIN;
         return MP_STREAM_ERROR;
     }
@@ -162,13 +217,14 @@ static mp_uint_t uh_wsock_read(mp_obj_t self_in, void *buf, mp_uint_t size, int 
 static mp_uint_t uh_wsock_write(mp_obj_t self_in, const void *buf, mp_uint_t size, int *errcode) {
     uh_wsock_obj_t *s = MP_OBJ_TO_PTR(self_in);
     (void)errcode;
-    if (s->fd < 0) {
+    if (s->io.fd < 0) {
         return size;   /* the session is over: output goes nowhere, quietly */
     }
+    uh_repl_watch(s, buf, size);
     int r;
-    int fd = s->fd;
+    uh_io_t *io = &s->io;
     MP_THREAD_GIL_EXIT();
-    r = uh_send_all_nogil(fd, buf, size, 0, 5000);
+    r = uh_send_all_blocking(io, buf, size, 5000);
     MP_THREAD_GIL_ENTER();
     if (r < 0) {
         uh_wsock_shut(s);   /* the client went away; the next read says EOF */
@@ -183,16 +239,19 @@ static mp_uint_t uh_wsock_ioctl(mp_obj_t self_in, mp_uint_t request, uintptr_t a
             uh_wsock_shut(s);
             return 0;
         case MP_STREAM_GET_FILENO:
-            return (mp_uint_t)s->fd;
+            return (mp_uint_t)s->io.fd;
         case MP_STREAM_POLL: {
             mp_uint_t ret = 0;
             if (s->pre_pos < s->pre_len) {
                 ret |= arg & MP_STREAM_POLL_RD;
             }
-            if (s->fd < 0) {
+            if (s->io.fd < 0) {
                 return arg & (MP_STREAM_POLL_RD | MP_STREAM_POLL_HUP);
             }
-            struct pollfd p = { .fd = s->fd, .events = 0, .revents = 0 };
+            if ((arg & MP_STREAM_POLL_RD) && uh_io_pending(&s->io)) {
+                ret |= MP_STREAM_POLL_RD;
+            }
+            struct pollfd p = { .fd = s->io.fd, .events = 0, .revents = 0 };
             if (arg & MP_STREAM_POLL_RD) {
                 p.events |= POLLIN;
             }
@@ -206,7 +265,7 @@ static mp_uint_t uh_wsock_ioctl(mp_obj_t self_in, mp_uint_t request, uintptr_t a
                 if (p.revents & POLLOUT) {
                     ret |= MP_STREAM_POLL_WR;
                 }
-                if (p.revents & (POLLHUP | POLLERR)) {
+                if (p.revents & (UH_POLLHUP | POLLERR)) {
                     ret |= MP_STREAM_POLL_HUP;
                 }
             }
@@ -234,7 +293,7 @@ static MP_DEFINE_CONST_FUN_OBJ_2(uh_wsock_setblocking_obj, uh_wsock_setblocking)
 
 static mp_obj_t uh_wsock_fileno(mp_obj_t self_in) {
     uh_wsock_obj_t *s = MP_OBJ_TO_PTR(self_in);
-    return MP_OBJ_NEW_SMALL_INT(s->fd);
+    return MP_OBJ_NEW_SMALL_INT(s->io.fd);
 }
 static MP_DEFINE_CONST_FUN_OBJ_1(uh_wsock_fileno_obj, uh_wsock_fileno);
 
@@ -264,6 +323,20 @@ static MP_DEFINE_CONST_OBJ_TYPE(
     locals_dict, &uh_wsock_locals_dict
     );
 
+/* Is the dupterm slot taken by something that is not our session? */
+static int uh_dupterm_taken(void) {
+    #if MICROPY_PY_OS_DUPTERM
+    for (size_t i = 0; i < MICROPY_PY_OS_DUPTERM; i++) {
+        if (MP_STATE_VM(dupterm_objs[i]) == MP_OBJ_NULL) {
+            return 0;
+        }
+    }
+    return 1;
+    #else
+    return 1;
+    #endif
+}
+
 void uh_ws_upgrade(uh_state_t *st, uh_conn_t *c, mp_obj_t target) {
     c->keep_alive = 0;
     const uh_header_t *key = uh_find_header(c, "sec-websocket-key", 17);
@@ -274,6 +347,17 @@ void uh_ws_upgrade(uh_state_t *st, uh_conn_t *c, mp_obj_t target) {
     uhttpd_repl_reap();
     if (MP_STATE_VM(uhttpd_repl_sock) != NULL) {
         uh_reply_simple(st, c, 503, "Retry-After: 5\r\n", "another REPL session is active\n");
+        return;
+    }
+    if (uh_dupterm_taken()) {
+        uh_reply_simple(st, c, 503, "Retry-After: 5\r\n", "the REPL is in use (os.dupterm slot taken)\n");
+        return;
+    }
+    int32_t wait = uh_diff(uh_repl_next_try, uh_ticks_ms());
+    if (uh_repl_backoff_ms && wait > 0) {
+        char extra[40];
+        snprintf(extra, sizeof(extra), "Retry-After: %u\r\n", (unsigned)((wait + 999) / 1000));
+        uh_reply_simple(st, c, 503, extra, "wrong password: wait before the next try\n");
         return;
     }
     size_t pre = c->len - c->head_len;
@@ -290,31 +374,41 @@ void uh_ws_upgrade(uh_state_t *st, uh_conn_t *c, mp_obj_t target) {
     uh_send_gil(st, c, head, (size_t)n, 0);
 
     uh_wsock_obj_t *s = mp_obj_malloc_with_finaliser(uh_wsock_obj_t, &uh_wsock_type);
-    s->fd = c->fd;
+    uh_io_move(&s->io, &c->io);   /* detached: the socket belongs to the REPL now */
+    s->owner = st;
     #if MICROPY_PY_OS_DUPTERM_NOTIFY
     s->nonblock = 1;   /* fed by notifications: never block the reader */
     #else
     s->nonblock = 0;
     #endif
+    s->need_login = mp_obj_is_true(mp_load_attr(target, MP_QSTR_pwd));
     s->pre_len = (uint16_t)pre;
     s->pre_pos = 0;
     memcpy(s->pre, c->buf + c->head_len, pre);
-    c->fd = -1;   /* detached: the socket belongs to the REPL now */
     c->len = c->head_len;
     MP_STATE_VM(uhttpd_repl_sock) = s;
+    uh_repl_logged_in = !s->need_login;
+    uh_repl_cut = 0;
+    uh_repl_login_deadline = uh_ticks_ms() + st->timeout_ms;
+    uh_repl_owner = st;
+    uh_repl_fd = s->io.fd;
     nlr_buf_t nlr;
     if (nlr_push(&nlr) == 0) {
         mp_obj_t attach = mp_load_attr(target, MP_QSTR_attach);
-        mp_call_function_1(attach, MP_OBJ_FROM_PTR(s));
+        MP_STATE_VM(uhttpd_repl_top) = mp_call_function_1(attach, MP_OBJ_FROM_PTR(s));
         nlr_pop();
     } else {
         uh_wsock_shut(s);
         nlr_jump(nlr.ret_val);
     }
-    #if MICROPY_PY_OS_DUPTERM_NOTIFY
-    uh_ws_loop_fd = s->fd;
     uh_wakeup_signal(&st->wake);
-    #endif
+    if (s->pre_len > 0) {
+        /* bytes that came with the handshake: no socket event will say so */
+        #if MICROPY_PY_OS_DUPTERM_NOTIFY
+        mp_obj_t os = mp_import_name(MP_QSTR_os, mp_const_none, MP_OBJ_NEW_SMALL_INT(0));
+        mp_call_function_1(mp_load_attr(os, MP_QSTR_dupterm_notify), mp_const_none);
+        #endif
+    }
     if (uh_repl_notify[1] >= 0) {
         char b = 1;
         int w = write(uh_repl_notify[1], &b, 1);
@@ -322,17 +416,96 @@ void uh_ws_upgrade(uh_state_t *st, uh_conn_t *c, mp_obj_t target) {
     }
 }
 
+/* ---- the kind's operations (server thread, no GIL) ---------------------- */
+
+static size_t uh_repl_prepare(uh_state_t *st, struct pollfd *p, uh_pent_t *e, size_t room, int32_t *timeout,
+    uint32_t now) {
+    int fd = uh_repl_fd;
+    if (uh_repl_owner != st || fd < 0 || room == 0) {
+        return 0;
+    }
+    if (!uh_repl_logged_in && !uh_repl_cut) {
+        int32_t left = uh_diff(uh_repl_login_deadline, now);
+        if (left < 0) {
+            left = 0;
+        }
+        if (*timeout < 0 || left + 1 < *timeout) {
+            *timeout = left + 1;
+        }
+    }
+    #if MICROPY_PY_OS_DUPTERM_NOTIFY
+    /* the REPL is fed by os.dupterm_notify: watch the session socket */
+    p[0].fd = fd;
+    p[0].events = POLLIN;
+    p[0].revents = 0;
+    e[0].kind = &uh_kind_repl;
+    e[0].owner = NULL;
+    e[0].io = NULL;
+    return 1;
+    #else
+    (void)p;
+    (void)e;
+    return 0;
+    #endif
+}
+
+static void uh_repl_ready(uh_state_t *st, void *owner, short ev) {
+    (void)owner;
+    (void)st;
+    if (ev & (POLLERR | POLLNVAL)) {
+        return;   /* the next read says EOF and ends the session */
+    }
+    #if MICROPY_PY_OS_DUPTERM_NOTIFY
+    /* let dupterm pull what arrived into the REPL's input buffer */
+    MP_THREAD_GIL_ENTER();
+    nlr_buf_t nlr;
+    if (nlr_push(&nlr) == 0) {
+        mp_obj_t os = mp_import_name(MP_QSTR_os, mp_const_none, MP_OBJ_NEW_SMALL_INT(0));
+        mp_call_function_1(mp_load_attr(os, MP_QSTR_dupterm_notify), mp_const_none);
+        nlr_pop();
+    }
+    uhttpd_repl_reap();
+    MP_THREAD_GIL_EXIT();
+    #endif
+}
+
+static void uh_repl_tick(uh_state_t *st, uint32_t now) {
+    int fd = uh_repl_fd;
+    if (uh_repl_owner != st || fd < 0 || uh_repl_logged_in || uh_repl_cut) {
+        return;
+    }
+    if (uh_diff(now, uh_repl_login_deadline) >= 0) {
+        /* not logged in within `timeout`: cut it off; the reader sees EOF,
+         * the session ends and the socket is closed through the queue */
+        uh_repl_cut = 1;
+        shutdown(fd, SHUT_RDWR);
+    }
+}
+
+static void uh_repl_shutdown(uh_state_t *st) {
+    (void)st;
+}
+
+const uh_kind_t uh_kind_repl = {
+    .prepare = uh_repl_prepare,
+    .ready = uh_repl_ready,
+    .tick = uh_repl_tick,
+    .shutdown = uh_repl_shutdown,
+};
+
 /* Module __init__ (start-up, soft reset): forget a session of the previous
  * cycle; on unix make the pipe the REPL's stdin wait also watches. */
 void uh_ws_reset(void) {
     MP_STATE_VM(uhttpd_repl_sock) = NULL;
-    uh_ws_loop_fd = -1;
+    MP_STATE_VM(uhttpd_repl_top) = MP_OBJ_NULL;
+    uh_repl_fd = -1;
+    uh_repl_owner = NULL;
     #if !UH_WAKEUP_UDP
     if (uh_repl_notify[0] < 0 && pipe(uh_repl_notify) == 0) {
         uh_set_nonblock(uh_repl_notify[0]);
         uh_set_nonblock(uh_repl_notify[1]);
-        fcntl(uh_repl_notify[0], F_SETFD, FD_CLOEXEC);
-        fcntl(uh_repl_notify[1], F_SETFD, FD_CLOEXEC);
+        uh_set_cloexec(uh_repl_notify[0]);
+        uh_set_cloexec(uh_repl_notify[1]);
     }
     #endif
 }

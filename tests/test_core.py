@@ -297,14 +297,30 @@ def test_pipelining_byte_by_byte(basic):
     assert [r[2] for r in res] == [b"abc", b"Hello, World!"]
 
 
-def test_unread_body_is_drained_for_keep_alive(basic):
-    s = basic.connect()
-    body = b"q" * 20000
-    s.sendall(b"POST /ignore HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
-    s.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
-    res, _ = _read_responses(s, 2)
+def test_unread_body_within_body_buffer_keeps_the_connection(app):
+    # a body the handler does not read is skipped when it was received
+    # whole (it fits body_buffer); the next request on the connection works
+    r = app("basic", "body_buffer=1000")
+    for size in (999, 1000):
+        s = r.connect()
+        body = b"q" * size
+        s.sendall(b"POST /ignore HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % size + body)
+        s.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        res, _ = _read_responses(s, 2)
+        s.close()
+        assert [x[2] for x in res] == [b"ignored", b"Hello, World!"], size
+
+
+def test_unread_body_over_body_buffer_closes_without_waiting(app):
+    # limit + 1: the server never waits for a body nobody reads; the reply
+    # goes out and the connection closes
+    r = app("basic", "body_buffer=1000")
+    s = r.connect()
+    s.sendall(b"POST /ignore HTTP/1.1\r\nHost: x\r\nContent-Length: 1001\r\n\r\n" + b"q" * 10)
+    res, _ = _read_responses(s, 1)
     s.close()
-    assert [r[2] for r in res] == [b"ignored", b"Hello, World!"]
+    assert res[0][2] == b"ignored"
+    assert res[0][1][b"connection"] == b"close"
 
 
 def test_http10_answered_as_10_and_closed(basic):

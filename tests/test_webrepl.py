@@ -15,8 +15,11 @@ from uhttpd_testlib import BINARY, APPS, sanitizer_report
 
 
 class Repl:
-    def __init__(self, pwd):
-        self.proc = subprocess.Popen([BINARY, "-i", str(APPS / "repl.py"), pwd or "-"],
+    def __init__(self, pwd, timeout=5, interactive=True):
+        cmd = [BINARY] + (["-i"] if interactive else []) + [str(APPS / "repl.py"), pwd or "-", str(timeout)]
+        if not interactive:
+            cmd.append("loop")
+        self.proc = subprocess.Popen(cmd,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         r, _, _ = select.select([self.proc.stdout], [], [], 10)
         line = self.proc.stdout.readline()
@@ -35,8 +38,8 @@ class Repl:
 def repl():
     made = []
 
-    def make(pwd="secret"):
-        r = Repl(pwd)
+    def make(pwd="secret", **kw):
+        r = Repl(pwd, **kw)
         made.append(r)
         return r
     yield make
@@ -74,20 +77,120 @@ def test_right_password_and_evaluate(repl):
     ws.close()
 
 
-def test_wrong_password_denied_and_closed(repl):
-    r = repl()
-    ws = login(r.url, "wrong")
-    out = read_until(ws, "Access denied")
-    assert "Access denied" in out
-    ws.settimeout(5)
+def attempt(url):
+    """Try an upgrade: (101, ws) or (status, headers)."""
+    try:
+        return 101, websocket.create_connection(url, timeout=5)
+    except websocket.WebSocketBadStatusException as e:
+        return e.status_code, {k.lower(): v for k, v in (e.resp_headers or {}).items()}
+
+
+def wait_closed(ws, timeout=5):
+    ws.settimeout(timeout)
     with pytest.raises((websocket.WebSocketConnectionClosedException, ConnectionError, OSError)):
         while True:
             if ws.recv() in ("", b""):
                 raise websocket.WebSocketConnectionClosedException()
-    # a new session works afterwards
-    ws2 = login(r.url)
+
+
+def retry_after_then_login(url, pwd="secret"):
+    status, headers = attempt(url)
+    assert status == 503, status
+    wait = int(headers["retry-after"])
+    time.sleep(wait)   # the back-off is the behaviour under test
+    ws = login(url, pwd)
+    return wait, ws
+
+
+def test_wrong_password_denied_closed_and_backed_off(repl):
+    r = repl()
+    ws = login(r.url, "wrong")
+    assert "Access denied" in read_until(ws, "Access denied")
+    wait_closed(ws)
+    # the next try within the back-off is refused with Retry-After: 1
+    wait, ws2 = retry_after_then_login(r.url)
+    assert wait == 1
     read_until(ws2, "WebREPL connected")
     ws2.close()
+
+
+def test_back_off_doubles_after_each_wrong_password(repl):
+    r = repl()
+    waits = []
+    for _ in range(3):
+        status, res = attempt(r.url)
+        if status == 503:
+            waits.append(int(res["retry-after"]))
+            time.sleep(waits[-1])
+            status, res = attempt(r.url)
+        assert status == 101
+        read_until(res, "Password: ")
+        res.send("wrong\r")
+        wait_closed(res)
+    assert waits == [1, 2]
+    assert attempt(r.url)[1]["retry-after"] == "4"
+
+
+def test_right_password_resets_the_back_off(repl):
+    r = repl()
+    ws = login(r.url, "wrong")
+    wait_closed(ws)
+    wait, ws2 = retry_after_then_login(r.url)
+    read_until(ws2, "WebREPL connected")
+    ws2.close()
+    deadline = time.monotonic() + 5
+    while True:   # the session ends when the REPL notices the close
+        status, res = attempt(r.url)
+        if status == 101:
+            break
+        assert status == 503 and "retry-after" in res and time.monotonic() < deadline
+        time.sleep(0.05)
+    read_until(res, "Password: ")
+    res.close()
+
+
+def test_guessing_is_slowed_to_a_few_tries(repl):
+    # 3 seconds of guessing: 1 + 1 (after 1 s) + maybe 1 (after 2 s more);
+    # before the back-off it was about 1,000 per second
+    r = repl()
+    tries = 0
+    end = time.monotonic() + 3
+    while time.monotonic() < end:
+        status, res = attempt(r.url)
+        if status != 101:
+            time.sleep(0.05)
+            continue
+        tries += 1
+        read_until(res, "Password: ")
+        res.send("guess%d\r" % tries)
+        wait_closed(res)
+    assert 1 <= tries <= 3
+
+
+def test_client_that_never_logs_in_is_cut_at_timeout(repl):
+    r = repl(timeout=1)
+    ws = websocket.create_connection(r.url, timeout=5)
+    read_until(ws, "Password: ")
+    t0 = time.monotonic()
+    wait_closed(ws, timeout=5)
+    assert time.monotonic() - t0 < 4
+    # the REPL slot is free again (after the back-off the cut counts as)
+    wait, ws2 = retry_after_then_login(r.url)
+    read_until(ws2, "WebREPL connected")
+    ws2.close()
+
+
+def test_dupterm_slot_taken_by_someone_else_gets_503(repl):
+    # e.g. the built-in WebREPL holds os.dupterm: never steal it
+    r = repl(interactive=False)
+    assert requests.get("http://127.0.0.1:%d/take?on=1" % r.port, timeout=5).text == "ok"
+    status, res = attempt(r.url)
+    assert status == 503
+    assert requests.get("http://127.0.0.1:%d/take" % r.port, timeout=5).text == "ok"
+    status, ws = attempt(r.url)
+    assert status == 101
+    read_until(ws, "Password: ")
+    ws.close()
 
 
 def test_second_session_refused_then_allowed(repl):

@@ -10,7 +10,7 @@ for a in sys.argv[1:]:
     opts[k] = v
 
 kw = {}
-for k in ("max_conns", "max_header", "max_body"):
+for k in ("max_conns", "max_header", "max_body", "body_buffer", "min_rate"):
     if k in opts:
         kw[k] = int(opts[k])
 if "timeout" in opts:

@@ -4,7 +4,8 @@ import sys
 import uhttpd
 
 pwd = sys.argv[1] if len(sys.argv) > 1 and sys.argv[1] != "-" else None
-srv = uhttpd.Server(0, host="127.0.0.1")
+timeout = float(sys.argv[2]) if len(sys.argv) > 2 else 5
+srv = uhttpd.Server(0, host="127.0.0.1", timeout=timeout)
 srv.ws("/", pwd)
 
 
@@ -13,4 +14,20 @@ def index(req):
 
 
 srv.route("/", uhttpd.GET, index)
+
+
+def take(req):
+    # someone else (e.g. the built-in WebREPL) holds the dupterm slot
+    import io
+    import os
+    os.dupterm(io.BytesIO() if req.query("on") else None)
+    req.write("ok")
+
+
+srv.route("/take", uhttpd.GET, take)
 print("READY", srv.port())
+if len(sys.argv) > 3 and sys.argv[3] == "loop":
+    # no interactive REPL: keep the program running
+    import time
+    while True:
+        time.sleep(1)
