@@ -8,7 +8,8 @@
 #
 # Variables: MICROPY_DIR (a MicroPython 1.25 tree; fetched from Debian's
 # source package into build/micropython-src/ when unset), BITS=32 for an
-# i386 build, SANITIZE=1 for ASan+UBSan, PORT for `make run`.
+# i386 build, SANITIZE=1 for ASan+UBSan, STRICT=1 for the lwIP rules,
+# PORT for `make run`.
 
 PROJECT := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
 PYTHON ?= python3
@@ -25,6 +26,12 @@ endif
 ifeq ($(SANITIZE),1)
   FLAVOUR := $(FLAVOUR)-asan
   MPFLAGS += UHTTPD_SANITIZE=1
+endif
+# STRICT=1: follow lwIP's rules on the host (native/uh_port.h): a POLLNVAL,
+# or a polled socket closed by another thread, aborts loudly.
+ifeq ($(STRICT),1)
+  FLAVOUR := $(FLAVOUR)-strict
+  MPFLAGS += UHTTPD_STRICT=1
 endif
 BUILD_DIR := $(PROJECT)/build/$(FLAVOUR)
 BINARY := $(BUILD_DIR)/micropython
@@ -53,10 +60,11 @@ deps:
 test: build deps
 	UHTTPD_BINARY=$(BINARY) $(PYTHON) -m pytest -q $(PROJECT)/tests $(wildcard $(PROJECT)/fuzz)
 
-# The same suite on an i386 build (ESP32 is 32-bit) and under ASan+UBSan.
+# The same suite on a board-like build (i386 as ESP32 is 32-bit, with the
+# strict lwIP rules) and under ASan+UBSan.
 test-32: deps
-	$(MAKE) build BITS=32
-	UHTTPD_BINARY=$(PROJECT)/build/unix32/micropython $(PYTHON) -m pytest -q $(PROJECT)/tests
+	$(MAKE) build BITS=32 STRICT=1
+	UHTTPD_BINARY=$(PROJECT)/build/unix32-strict/micropython $(PYTHON) -m pytest -q $(PROJECT)/tests
 
 test-asan: deps
 	$(MAKE) build SANITIZE=1
@@ -71,4 +79,4 @@ fuzz:
 	$(PROJECT)/fuzz/run_libfuzzer.sh $(SECONDS)
 
 clean:
-	rm -rf $(PROJECT)/build/unix $(PROJECT)/build/unix32 $(PROJECT)/build/unix-asan $(PROJECT)/build/unix32-asan $(PROJECT)/build/mpy-cross
+	rm -rf $(PROJECT)/build/unix* $(PROJECT)/build/mpy-cross

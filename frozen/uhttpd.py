@@ -114,7 +114,7 @@ class Server:
     """
 
     def __init__(self, port=80, acl=AUTH_OPEN, cors=False, routes=8, auth=None,
-                 events=0, host="0.0.0.0", max_conns=4, max_header=2048,
+                 events=0, host="0.0.0.0", max_conns=4, max_header=None,
                  timeout=5, max_body=16 * 1024 * 1024, ext_path="/sd",
                  file_block=None, event_queue=None, event_ping=15,
                  body_buffer=None, min_rate=None, tls=None):
@@ -153,7 +153,8 @@ class Server:
         self._file_block = file_block
         if tls is not None:
             tls = _tls_pair(tls)
-        self._core = _uhttpd.Core(self, host, port, max_conns, max_header,
+        self._core = _uhttpd.Core(self, host, port, max_conns,
+                                  _uhttpd.MAX_HEADER if max_header is None else max_header,
                                   int(timeout * 1000), max_body, events,
                                   event_queue or _uhttpd.EVENT_QUEUE,
                                   int(event_ping * 1000),

@@ -775,19 +775,19 @@ static mp_obj_t uhttpd_core_make_new(const mp_obj_type_t *type, size_t n_args, s
     st->file_block = UH_DEFAULT_FILE_BLOCK;
     mp_thread_mutex_init(&st->close_mutex);
     st->conns = m_new0(uh_conn_t, st->max_conns);
-    /* per connection, one allocation: head + body | header slots | decoded
-     * path | reply head scratch */
+    /* per connection: head + body, then the header slots */
     size_t cap = (st->max_header + st->body_buffer + 7) & ~(size_t)7;
-    size_t pathcap = (st->max_header + 1 + 7) & ~(size_t)7;
+    /* per handler level (nest_max + 1): decoded path, reply-head scratch */
+    st->scratch_size = ((st->max_header + 1 + 7) & ~(size_t)7) + UH_TX_BUF;
+    st->scratch = m_new(char, st->scratch_size * (st->nest_max + 1u));
     for (size_t k = 0; k < st->max_conns; k++) {
         uh_conn_t *c = &st->conns[k];
         c->io.fd = -1;
         c->file_fd = -1;
         c->index = (uint8_t)k;
         c->cap = cap;
-        c->buf = m_new(char, cap + UH_MAX_HEADERS * sizeof(uh_header_t) + pathcap + UH_TX_BUF);
-        c->path = c->buf + cap + UH_MAX_HEADERS * sizeof(uh_header_t);
-        c->tx = c->path + pathcap;
+        c->buf = m_new(char, cap + UH_MAX_HEADERS * sizeof(uh_header_t));
+        uh_conn_scratch(st, c);
         uhttpd_request_obj_t *ro = mp_obj_malloc(uhttpd_request_obj_t, &uhttpd_request_type);
         ro->st = st;
         ro->conn = NULL;
@@ -1062,6 +1062,7 @@ static const mp_rom_map_elem_t uhttpd_module_globals_table[] = {
     { MP_ROM_QSTR(MP_QSTR_FILE_BLOCK), MP_ROM_INT(UH_DEFAULT_FILE_BLOCK) },
     { MP_ROM_QSTR(MP_QSTR_EVENT_QUEUE), MP_ROM_INT(UH_DEFAULT_EVENT_QUEUE) },
     { MP_ROM_QSTR(MP_QSTR_BODY_BUFFER), MP_ROM_INT(UH_DEFAULT_BODY_BUFFER) },
+    { MP_ROM_QSTR(MP_QSTR_MAX_HEADER), MP_ROM_INT(UH_DEFAULT_MAX_HEADER) },
     { MP_ROM_QSTR(MP_QSTR_MIN_RATE), MP_ROM_INT(UH_DEFAULT_MIN_RATE) },
     { MP_ROM_QSTR(MP_QSTR_TLS), MP_ROM_INT(UH_TLS) },
 };

@@ -16,7 +16,11 @@
 
 /* Request line + headers, bytes; over it: 414 (line) or 431 (headers). */
 #ifndef UH_DEFAULT_MAX_HEADER
+#if defined(ESP_PLATFORM)
+#define UH_DEFAULT_MAX_HEADER (1024)
+#else
 #define UH_DEFAULT_MAX_HEADER (2048)
+#endif
 #endif
 #ifndef UH_MIN_MAX_HEADER
 #define UH_MIN_MAX_HEADER (256)

@@ -574,6 +574,7 @@ MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(uh_recv_to_obj, 3, 4, uh_recv_to);
 /* ---- the loop side (no GIL on entry) -------------------------------------- */
 
 void uh_stream_abort(uh_state_t *st, uh_conn_t *c, int status) {
+    uh_conn_scratch(st, c);   /* a reply from the loop: this level's scratch */
     MP_THREAD_GIL_ENTER();
     int rx = c->state == UH_CS_FILE_RX;
     if (rx) {
@@ -681,6 +682,7 @@ static void uh_tx_pump(uh_state_t *st, uh_conn_t *c) {
 }
 
 static void uh_rx_done(uh_state_t *st, uh_conn_t *c, const char *rest, size_t restlen) {
+    uh_conn_scratch(st, c);   /* a reply from the loop: this level's scratch */
     MP_THREAD_GIL_ENTER();
     uh_file_close(c->file);
     c->file = MP_OBJ_NULL;

@@ -475,6 +475,7 @@ static void uh_serve(uh_state_t *st, uh_conn_t *c) {
     c->head_only = c->req.method == UH_M_HEAD;
     uh_rate_start(st, c, uh_body_expect(c));
 
+    uh_conn_scratch(st, c);
     st->depth++;
     MP_THREAD_GIL_ENTER();
     uhttpd_request_obj_t *ro = c->reqobj;

@@ -171,8 +171,9 @@ typedef struct _uh_conn_t {
      * must move at least win_need bytes */
     uint32_t win_bytes;
     uint32_t win_need;
-    /* per-request context (one per connection, so that a nested handler
-     * does not disturb one that waits) */
+    /* per-request context: scratch of the handler level serving it (see
+     * uh_conn_scratch), so that a nested handler does not disturb one that
+     * waits */
     char *path;            /* decoded, normalised request path (max_header + 1) */
     size_t path_len;
     char *tx;              /* UH_TX_BUF: response head scratch */
@@ -233,6 +234,8 @@ typedef struct _uh_state_t {
     size_t file_block;           /* bytes per file block (per connection) */
     mp_obj_t routes;             /* list of (pattern, mask, kind, target) */
     uh_conn_t *conns;
+    char *scratch;               /* (nest_max + 1) * scratch_size: path + head per level */
+    size_t scratch_size;
     size_t npoll;                /* poll entries per pass */
     struct pollfd *pfds;         /* (nest_max + 1) * npoll: one set per pass depth */
     uh_pent_t *pents;
@@ -291,6 +294,16 @@ static inline void uh_rate_progress(uh_conn_t *c, size_t n) {
 }
 /* At or past the window's end: 1 too slow, else opens the next window. */
 int uh_rate_check(uh_state_t *st, uh_conn_t *c, uint32_t now, uint64_t expect);
+
+/* Point c's path and reply-head scratch at the buffers of the current
+ * level: a handler at depth d uses level d-1's (taken in uh_serve), replies
+ * the loop sends at pass depth d use level d's.  Levels are never used by
+ * two at once: a pass at depth d is suspended while the handler it
+ * dispatched runs. */
+static inline void uh_conn_scratch(uh_state_t *st, uh_conn_t *c) {
+    c->path = st->scratch + st->depth * st->scratch_size;
+    c->tx = c->path + st->scratch_size - UH_TX_BUF;
+}
 
 /* ---- uh_http.c: HTTP requests and replies ------------------------------- */
 
