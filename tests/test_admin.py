@@ -61,7 +61,7 @@ class App:
         with open(self.logpath, "wb") as err:
             self.proc = subprocess.Popen([BINARY, "-i", str(APPS / "admin.py")] + list(args),
                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
-                                         cwd=str(tmp_path))
+                                         cwd=str(tmp_path), bufsize=0)
         r, _, _ = select.select([self.proc.stdout], [], [], 15)
         line = self.proc.stdout.readline() if r else b""
         if not line.startswith(b"READY"):
@@ -598,8 +598,9 @@ def test_screenshot(app, tmp_path, page):
 def test_demo_enables_the_page(page):
     """examples/demo.py: the page browses examples/www and logs the ticks."""
     www = ROOT / "examples" / "www"
+    # unbuffered: readline() must not read ahead past what select() saw
     p = subprocess.Popen([BINARY, "-i", str(ROOT / "examples" / "demo.py"), "--port", "0"],
-                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
     try:
         url = None
         while url is None:
