@@ -11,6 +11,7 @@
 #   /fs/         JSON listing of examples/www; files under it
 #   /events      Server-Sent Events (a tick every second)
 #   /upload/<path>  POST/PUT writes the body to the absolute <path>, DELETE removes it
+#   /admin       the device page: files of examples/www, event log, REPL terminal
 import sys
 import time
 import uhttpd
@@ -76,6 +77,7 @@ except OSError as e:
     repl = "no WebREPL: %s" % e
 srv.receive(True, "/upload", delete=True)
 srv.serve("/fs", www)
+srv.admin("/admin", fs=www)    # before the catch-all serve("") below
 srv.serve("", www, dirs=False)
 
 
@@ -90,4 +92,5 @@ def ticker():
 import _thread
 _thread.start_new_thread(ticker, ())
 print("uhttpd demo on http://%s:%d/  (Ctrl-D at the REPL to stop)" % (host, srv.port()))
+print("device page on http://%s:%d/admin" % (host, srv.port()))
 print(repl)

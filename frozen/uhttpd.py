@@ -284,6 +284,22 @@ class Server:
             raise
         self._routes.append((url, GET, _ROUTE_WS, target))
 
+    def admin(self, url="/admin", fs="/"):
+        """(ext) The device page at ``url`` (one slot): browse, upload,
+        download, edit and delete files under the filesystem path ``fs``,
+        watch the events, use the REPL terminal.  It works only through this
+        server's serve() (with dirs), receive() (dynamic), event() and ws()
+        routes, whatever was registered when the page asks; features without
+        a route are hidden, and auth and file_acl apply as for any client.
+        Register it before a catch-all ``serve('')``."""
+        url = _check_url(url)
+        if "*" in url:
+            raise ValueError("the admin url must not be a wildcard")
+        fs = _check_url(fs, "fs")
+        import uhttpd_admin
+        self._take(1, "admin %s" % url)
+        self._routes.append((url, GET, _ROUTE_PY, uhttpd_admin.handler(fs)))
+
     def close(self):
         """Stop the server thread and free the port (idempotent)."""
         self._core.close()
