@@ -107,6 +107,13 @@ void uh_port_thread_init(void) {
 void uh_sock_tune(int fd) {
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    #if UH_STRICT_LWIP
+    /* emulate the board: lwIP buffers CONFIG_LWIP_TCP_SND_BUF_DEFAULT
+     * (5760 B in the board's sdkconfig) per socket, the application cannot
+     * change it; a socket here gets the same bound */
+    int snd = 5760 / 2;   /* Linux doubles it */
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &snd, sizeof(snd));
+    #endif
 }
 
 #if UH_WAKEUP_UDP
