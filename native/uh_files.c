@@ -457,7 +457,8 @@ static int uh_links_ok(mp_obj_t vfs, const char *q, size_t n, const char *bq, si
     if (bq == NULL) {
         ok = uh_links_below(h.buf, hn, hr) == 0;   /* the receiver: no link at all */
     } else {
-        size_t from = bn <= n && memcmp(q, bq, bn) == 0 ? hr + bn : hr;
+        int under = bn <= n && memcmp(q, bq, bn) == 0 && (bn == n || q[bn] == '/');
+        size_t from = under ? hr + bn : hr;
         int l = uh_links_below(h.buf, hn, from);
         ok = l == 0;
         if (l == 1) {

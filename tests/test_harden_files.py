@@ -486,6 +486,27 @@ def test_receiver_never_follows_symlinks(app, tmp_path, www, links, method, rel,
     assert r.alive()
 
 
+def test_symlinks_on_a_vfsposix_with_a_root(app, tmp_path, www, links):
+    # VfsPosix(<root>) at /jail: the host path is the VFS's root + the path
+    r = app("harden_files", "root=%s" % tmp_path, "jail=1")
+    assert http(r, "GET", "/jfs/a.txt")[2] == b"hello a\n"
+    assert http(r, "GET", "/jfs/in_file")[2] == b"hello a\n"          # an absolute host link, inside
+    assert http(r, "GET", "/jfs/in_dir/b.txt")[2] == b"b\n"
+    for p in ("/jfs/out_file", "/jfs/out_dir/x.txt", "/jfs/out_rel/", "/jfs/fifo_link", "/jfs/dangling"):
+        assert http(r, "GET", p, timeout=5)[0] == 404, p
+    assert sorted(listing(r, "/jfs/")) == ["..", "a.txt", "app.js", "in_chain", "in_dir", "in_file", "sub"]
+    before = snapshot(links)
+    assert http(r, "POST", "/up/jail/www/out_dir/newdir/")[0] == 404
+    assert http(r, "DELETE", "/up/jail/www/out_dir?force=1")[0] == 404
+    assert http(r, "POST", "/up/jail/www/in_dir/newdir/")[0] == 404
+    assert snapshot(links) == before and not (www / "sub" / "newdir").exists()
+    assert http(r, "POST", "/up/jail/www/made/here/")[0] == 201
+    assert (www / "made" / "here").is_dir()
+    assert http(r, "DELETE", "/up/jail/www/made/?force=1")[0] == 204
+    assert not (www / "made").exists()
+    assert fifo_unopened(links) and r.alive()
+
+
 def test_recursive_delete_unlinks_symlinks_inside(app, tmp_path, www, links):
     r = app("harden_files", "root=%s" % tmp_path)
     t = www / "tree"

@@ -5,6 +5,7 @@
 #         (418); every call is logged (GET /acl-log returns and clears it)
 #   fat   a FAT file system on a RAM block device at /sd (the ext_path):
 #         /sd/www is served at /fat and, with ext=True, at /ext
+#   jail  VfsPosix(<root>) mounted at /jail: /jail/www is served at /jfs
 import sys
 import time
 import os
@@ -63,6 +64,9 @@ srv = uhttpd.Server(0, host="127.0.0.1", routes=20,
                     ext_path="/sd")
 srv.serve("/fs", root + "/www")
 srv.serve("/nodirs", root + "/www", dirs=False)
+if opts.get("jail"):
+    os.mount(os.VfsPosix(root), "/jail")
+    srv.serve("/jfs", "/jail/www")
 if opts.get("fat"):
     srv.serve("/fat", "/sd/www")
     srv.serve("/ext", "/www", ext=True)
