@@ -16,6 +16,8 @@ Example::
     srv.route('/hello', uhttpd.GET, hello)
 """
 
+import os
+
 import _uhttpd
 
 GET = _uhttpd.GET
@@ -314,19 +316,33 @@ class Server:
 # ---- file server / receiver helpers (module level: no reference back to
 # the Server, so an unreferenced Server can be garbage-collected) ----------
 
-def _listing(req, fspath, urlpath):
-    import os
+_S_IFDIR = 0x4000
+_S_IFREG = 0x8000
+_realname = _uhttpd.realname   # the C rules of uh_real_ok (uh_files.c)
+
+
+def _listing(req, fspath, urlpath, base, acl):
+    # entries that lead out of base (symlinks), that are not plain files or
+    # directories, or that file_acl would not let be read are left out
     from json import dumps
     d = fspath.rstrip("/") or "/"
+    pre = d + "/" if d != "/" else "/"
     items = ['{"path": "..", "type": "directory", "size": 0}']
     for e in os.ilistdir(d):
         name = e[0]
-        full = (d + "/" + name) if d != "/" else "/" + name
+        full = pre + name
+        if e[1] not in (_S_IFDIR, _S_IFREG) and not _realname(full, base):
+            continue
         try:
             st = os.stat(full)
         except OSError:
             continue
-        isdir = st[0] & 0x4000
+        kind = st[0] & 0xF000
+        if kind != _S_IFDIR and kind != _S_IFREG:
+            continue
+        isdir = kind == _S_IFDIR
+        if acl is not None and _acl_cb(acl, full + "/" if isdir else full, ACL_RO):
+            continue
         items.append('{"path": %s, "type": "%s", "size": %d}' % (
             dumps(name), "directory" if isdir else "file", 0 if isdir else st[6]))
     req.write('{"path": %s, "list": [%s]}' % (dumps(urlpath), ", ".join(items)),
@@ -340,15 +356,13 @@ def _errno_status(e):
 
 
 def _isdir(path):
-    import os
     try:
-        return os.stat(path)[0] & 0x4000 != 0
+        return os.stat(path)[0] & _S_IFDIR != 0
     except OSError:
         return None   # missing
 
 
 def _makedirs(path):
-    import os
     cur = ""
     for part in path.strip("/").split("/"):
         cur += "/" + part
@@ -359,21 +373,48 @@ def _makedirs(path):
             raise OSError(20)   # ENOTDIR
 
 
-def _rmtree(path):
-    import os
-    for e in list(os.ilistdir(path)):
-        p = path + "/" + e[0]
-        if e[1] == 0x4000:
-            _rmtree(p)
+def _entries(d):
+    # (subdirectory names, other names) in d; a symlink is never followed
+    dirs = []
+    files = []
+    for e in os.ilistdir(d):
+        kind = e[1]
+        if kind == 0:   # type unknown (some host file systems): ask
+            q = d + "/" + e[0]
+            kind = _S_IFDIR if _realname(q) and _isdir(q) else _S_IFREG
+        (dirs if kind == _S_IFDIR else files).append(e[0])
+    return dirs, files
+
+
+def _tree(top, post=False):
+    # Every entry below the directory top as (path, isdir), directories
+    # before their contents (post: after them).  Iterative: the depth of a
+    # tree is the client's choice, the server thread's stack is not.  The
+    # stack holds, per level, the length of its path and the
+    # subdirectories still to visit.
+    stack = []
+    cur = top
+    while True:
+        dirs, files = _entries(cur)
+        for name in files:
+            yield cur + "/" + name, False
+        stack.append((len(cur), dirs))
+        while stack:
+            n, dirs = stack[-1]
+            cur = cur[:n]
+            if dirs:
+                cur += "/" + dirs.pop()
+                if not post:
+                    yield cur, True
+                break
+            stack.pop()
+            if post and stack:
+                yield cur, True
         else:
-            os.remove(p)
-    os.rmdir(path)
+            return
 
 
-def _acl(fcfg, path, need):
-    cb = fcfg[0]
-    if cb is None:
-        return 0
+def _acl_cb(cb, path, need):
     r = cb(path)
     if isinstance(r, int) and not isinstance(r, bool):
         if 400 <= r <= 599:
@@ -381,6 +422,10 @@ def _acl(fcfg, path, need):
         if r in (ACL_RO, ACL_WO, ACL_RW) and r & need == need:
             return 0
     return 403
+
+
+def _acl(fcfg, path, need):
+    return 0 if fcfg[0] is None else _acl_cb(fcfg[0], path, need)
 
 
 def _disposition_path(req):
@@ -417,6 +462,9 @@ def _receive(req, cfg):
     ext = fcfg[1]
     if extonly and not (path == ext + "/" or path.startswith(ext + "/")):
         return req._file_reply(403, None, "uploads only under %s\n" % ext)
+    if not _realname(path):
+        # another spelling of a stored name, or a symlink on the way
+        return req._file_reply(404)
     is_dir = path.endswith("/")
     if req.method() == DELETE:
         return _delete(req, path, fcfg)
@@ -439,26 +487,34 @@ def _receive(req, cfg):
         if kind:
             return req._file_reply(409, None, "a directory is in the way\n")
         created = kind is None
-        tmp = path + ".uhtmp"
-        if req._recv_to(tmp, path, created):
+        if req._recv_to(path, created):
             req._file_reply(201 if created else 200, None, "Created\n" if created else "OK\n")
     except OSError as e:
         req._file_reply(_errno_status(e))
 
 
 def _delete(req, path, fcfg):
-    s = _acl(fcfg, path, ACL_WO)
-    if s:
-        return req._file_reply(s)
-    import os
     p = path.rstrip("/") or "/"
     kind = _isdir(p)
+    s = _acl(fcfg, p + "/" if kind else path, ACL_WO)
+    if s:
+        return req._file_reply(s)
     if kind is None:
         return req._file_reply(404)
     try:
         if kind:
             if req.query("force") in (b"1", True):
-                _rmtree(p)
+                # file_acl decides about every entry before anything goes
+                for q, isdir in _tree(p) if fcfg[0] is not None else ():
+                    s = _acl(fcfg, q + "/" if isdir else q, ACL_WO)
+                    if s:
+                        return req._file_reply(s)
+                for q, isdir in _tree(p, True):
+                    if isdir:
+                        os.rmdir(q)
+                    else:
+                        os.remove(q)
+                os.rmdir(p)
             else:
                 try:
                     os.rmdir(p)

@@ -1044,6 +1044,8 @@ static mp_obj_t uhttpd_stop_all(void) {
 }
 static MP_DEFINE_CONST_FUN_OBJ_0(uhttpd_stop_all_obj, uhttpd_stop_all);
 
+extern const mp_obj_fun_builtin_var_t uh_realname_obj;   /* uh_files.c */
+
 static const mp_rom_map_elem_t uhttpd_module_globals_table[] = {
     { MP_ROM_QSTR(MP_QSTR___name__), MP_ROM_QSTR(MP_QSTR__uhttpd) },
     { MP_ROM_QSTR(MP_QSTR___init__), MP_ROM_PTR(&uhttpd_module_init_obj) },
@@ -1051,6 +1053,7 @@ static const mp_rom_map_elem_t uhttpd_module_globals_table[] = {
     { MP_ROM_QSTR(MP_QSTR_Request), MP_ROM_PTR(&uhttpd_request_type) },
     { MP_ROM_QSTR(MP_QSTR_stop_all), MP_ROM_PTR(&uhttpd_stop_all_obj) },
     { MP_ROM_QSTR(MP_QSTR_normpath), MP_ROM_PTR(&uhttpd_normpath_obj) },
+    { MP_ROM_QSTR(MP_QSTR_realname), MP_ROM_PTR(&uh_realname_obj) },
     { MP_ROM_QSTR(MP_QSTR_GET), MP_ROM_INT(UH_GET) },
     { MP_ROM_QSTR(MP_QSTR_POST), MP_ROM_INT(UH_POST) },
     { MP_ROM_QSTR(MP_QSTR_DELETE), MP_ROM_INT(UH_DELETE) },

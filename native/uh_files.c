@@ -26,6 +26,8 @@
 #include "py/mperrno.h"
 #include "py/objstr.h"
 #include "extmod/vfs.h"
+#include "extmod/vfs_lfs.h"
+#include "extmod/vfs_posix.h"
 
 #include "uh_server.h"
 
@@ -34,6 +36,17 @@
 #define UH_HAVE_SENDFILE (1)
 #else
 #define UH_HAVE_SENDFILE (0)
+#endif
+
+/* Symlinks exist only on VfsPosix, i.e. on unix hosts (ESP32's VFSs have
+ * none); there realpath(3) resolves them. */
+#if MICROPY_VFS_POSIX && !defined(ESP_PLATFORM)
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#define UH_HAVE_REALPATH (1)
+#else
+#define UH_HAVE_REALPATH (0)
 #endif
 
 /* ---- setup --------------------------------------------------------------- */
@@ -52,9 +65,21 @@ void uh_files_alloc(uh_state_t *st) {
 
 typedef struct {
     int is_dir;
+    int is_special;   /* a FIFO, device or socket: never opened */
     uint64_t size;
     mp_int_t mtime;
 } uh_stat_t;
+
+/* The errno of a caught OSError (ENOENT when it has none); any other
+ * exception goes on up. */
+static int uh_oserror_errno(void *ret_val) {
+    mp_obj_t exc = MP_OBJ_FROM_PTR(ret_val);
+    if (!mp_obj_is_subclass_fast(MP_OBJ_FROM_PTR(mp_obj_get_type(exc)), MP_OBJ_FROM_PTR(&mp_type_OSError))) {
+        nlr_jump(ret_val);
+    }
+    mp_obj_t args = mp_obj_exception_get_value(exc);
+    return mp_obj_is_small_int(args) ? (int)MP_OBJ_SMALL_INT_VALUE(args) : MP_ENOENT;
+}
 
 /* 0 on success, else an errno (ENOENT...). */
 static int uh_stat(mp_obj_t path, uh_stat_t *out) {
@@ -65,21 +90,15 @@ static int uh_stat(mp_obj_t path, uh_stat_t *out) {
         mp_obj_t *it;
         mp_obj_tuple_get(t, &n, &it);
         mp_int_t mode = mp_obj_get_int(it[0]);
+        mp_int_t fmt = mode & 0xf000;
         out->is_dir = (mode & MP_S_IFDIR) == MP_S_IFDIR;
+        out->is_special = fmt == 0x1000 || fmt == 0x2000 || fmt == 0x6000 || fmt == 0xc000;
         out->size = (uint64_t)mp_obj_get_int_truncated(it[6]);
         out->mtime = mp_obj_get_int_truncated(it[8]);
         nlr_pop();
         return 0;
     } else {
-        mp_obj_t exc = MP_OBJ_FROM_PTR(nlr.ret_val);
-        if (mp_obj_is_subclass_fast(MP_OBJ_FROM_PTR(mp_obj_get_type(exc)), MP_OBJ_FROM_PTR(&mp_type_OSError))) {
-            mp_obj_t args = mp_obj_exception_get_value(exc);
-            if (mp_obj_is_small_int(args)) {
-                return MP_OBJ_SMALL_INT_VALUE(args);
-            }
-            return MP_ENOENT;
-        }
-        nlr_jump(nlr.ret_val);
+        return uh_oserror_errno(nlr.ret_val);
     }
 }
 
@@ -228,6 +247,298 @@ static void uh_remove_quiet(mp_obj_t path) {
     }
 }
 
+/* ---- real names (design.md section 7) --------------------------------------
+ *
+ * A path is served or written only under the name stored on disk, so that
+ * file_acl, which sees the request's spelling, decides about the file that
+ * is really touched:
+ * - On a VFS that resolves other spellings (FAT: any case, 8.3 names such
+ *   as PRIVAT~1, trailing dots and spaces are dropped) every component must
+ *   appear byte for byte in the listing of its parent; a component that
+ *   does not exist yet must not end in '.' or ' ' (FAT would store another
+ *   name).  Only the components below `base` (serve) or below the mount
+ *   point (receiver) are walked: those are the ones a client chooses.
+ * - VfsPosix and LittleFS store and look up exact names (Linux file systems
+ *   are case-sensitive), so no listing is walked there: the VFS type of the
+ *   mount decides.  A VfsPosix directory on a case-insensitive host file
+ *   system (vfat, casefold) is not detected.
+ * - Symlinks (VfsPosix on unix only): the real path (realpath(3)) of the
+ *   path, or of its longest existing ancestor for a name still to be
+ *   created, must lie inside the real path of `base`; with no base (the
+ *   receiver) the path must contain no symlink at all below the mount's
+ *   root, so a write or delete goes exactly where file_acl was told.  A
+ *   dangling link is refused.  Checked before anything is opened; a link
+ *   swapped in by a local process between check and use is not covered.
+ */
+
+enum { UH_NAMES_EXACT, UH_NAMES_WALK, UH_NAMES_POSIX };
+
+static int uh_vfs_kind(mp_obj_t vfs) {
+    const mp_obj_type_t *t = mp_obj_get_type(vfs);
+    #if MICROPY_VFS_POSIX
+    if (t == &mp_type_vfs_posix) {
+        return UH_NAMES_POSIX;
+    }
+    #endif
+    #if MICROPY_VFS_LFS1
+    if (t == &mp_type_vfs_lfs1) {
+        return UH_NAMES_EXACT;
+    }
+    #endif
+    #if MICROPY_VFS_LFS2
+    if (t == &mp_type_vfs_lfs2) {
+        return UH_NAMES_EXACT;
+    }
+    #endif
+    (void)t;
+    return UH_NAMES_WALK;   /* FAT, and any VFS written in Python */
+}
+
+/* vfs.<meth>(path[0:n]) with the GIL held; MP_OBJ_NULL on OSError. */
+static mp_obj_t uh_vfs_call(mp_obj_t vfs, qstr meth, const char *path, size_t n) {
+    mp_obj_t m[3];
+    mp_load_method(vfs, meth, m);
+    m[2] = n ? mp_obj_new_str(path, n) : MP_OBJ_NEW_QSTR(MP_QSTR__slash_);
+    nlr_buf_t nlr;
+    if (nlr_push(&nlr) == 0) {
+        mp_obj_t r = mp_call_method_n_kw(1, 0, m);
+        nlr_pop();
+        return r;
+    }
+    uh_oserror_errno(nlr.ret_val);
+    return MP_OBJ_NULL;
+}
+
+/* Does the directory path[0:dn] list an entry named exactly name[0:nn]? */
+static int uh_dir_has(mp_obj_t vfs, const char *path, size_t dn, const char *name, size_t nn) {
+    mp_obj_t it = uh_vfs_call(vfs, MP_QSTR_ilistdir, path, dn);
+    if (it == MP_OBJ_NULL) {
+        return 0;
+    }
+    int found = 0;
+    nlr_buf_t nlr;
+    if (nlr_push(&nlr) == 0) {
+        mp_obj_iter_buf_t ib;
+        mp_obj_t iter = mp_getiter(it, &ib), e;
+        /* read to the end: an iterator left open may hold the directory */
+        while ((e = mp_iternext(iter)) != MP_OBJ_STOP_ITERATION) {
+            size_t en, ln;
+            mp_obj_t *items;
+            mp_obj_get_array(e, &en, &items);
+            if (en > 0 && mp_obj_is_str_or_bytes(items[0])) {
+                const char *s = mp_obj_str_get_data(items[0], &ln);
+                found |= ln == nn && memcmp(s, name, nn) == 0;
+            }
+        }
+        nlr_pop();
+    } else {
+        uh_oserror_errno(nlr.ret_val);
+    }
+    return found;
+}
+
+/* The walk for spelling-resolving VFSs over the in-mount path p[0:n]
+ * (starts with '/'), components from offset `from` on. */
+static int uh_names_walk(mp_obj_t vfs, const char *p, size_t n, size_t from) {
+    int exists = 1;
+    size_t i = from;
+    while (i < n) {
+        while (i < n && p[i] == '/') {
+            i++;
+        }
+        size_t s = i;
+        while (i < n && p[i] != '/') {
+            i++;
+        }
+        if (i == s) {
+            break;
+        }
+        if (p[i - 1] == '.' || p[i - 1] == ' ') {
+            return 0;   /* an alias of the name without them, or not storable */
+        }
+        if (exists && !uh_dir_has(vfs, p, s > 1 ? s - 1 : 0, p + s, i - s)) {
+            if (uh_vfs_call(vfs, MP_QSTR_stat, p, i) != MP_OBJ_NULL) {
+                return 0;   /* there under another spelling */
+            }
+            exists = 0;     /* a new name: the rest is created as spelled */
+        }
+    }
+    return 1;
+}
+
+#if UH_HAVE_REALPATH
+/* MicroPython 1.25 keeps a VfsPosix's host root in a private struct
+ * (mp_obj_vfs_posix_t in extmod/vfs_posix.c) and no API returns it; this
+ * mirror must match it field for field, hence the version check.  root
+ * holds "<root>/" in its first root_len bytes (root_len 0: no root). */
+#if MICROPY_VERSION_MAJOR != 1 || MICROPY_VERSION_MINOR != 25
+#error "uhttpd: check uh_vfs_posix_mirror_t against mp_obj_vfs_posix_t in extmod/vfs_posix.c"
+#endif
+typedef struct {
+    mp_obj_base_t base;
+    vstr_t root;
+    size_t root_len;
+    bool readonly;
+} uh_vfs_posix_mirror_t;
+
+/* realpath(3) of h[0:n] (h is scratch: it gets NUL bytes), or of its
+ * longest existing ancestor.  NULL: refuse (a dangling link, a loop, an
+ * error).  The result is malloc'ed. */
+static char *uh_realpath_prefix(char *h, size_t n) {
+    for (;;) {
+        h[n] = 0;
+        char *r = realpath(h, NULL);
+        if (r != NULL) {
+            return r;
+        }
+        struct stat sb;
+        if ((errno != ENOENT && errno != ENOTDIR) || lstat(h, &sb) == 0 || n <= 1) {
+            return NULL;
+        }
+        while (n > 1 && h[n - 1] != '/') {
+            n--;
+        }
+        if (n > 1) {
+            n--;
+        }
+    }
+}
+
+static int uh_path_inside(const char *r, const char *top) {
+    size_t tl = strlen(top);
+    if (tl == 1) {
+        return 1;   /* "/" */
+    }
+    return strncmp(r, top, tl) == 0 && (r[tl] == 0 || r[tl] == '/');
+}
+
+/* lstat(2) each component of the host path h[0:n] after offset `from`
+ * (h[n] must exist).  0: none is a symlink (up to the first that does not
+ * exist: the rest is created as named), 1: a symlink, -1: an error. */
+static int uh_links_below(char *h, size_t n, size_t from) {
+    size_t i = from;
+    while (i < n) {
+        while (i < n && h[i] == '/') {
+            i++;
+        }
+        while (i < n && h[i] != '/') {
+            i++;
+        }
+        char ch = h[i];
+        h[i] = 0;
+        struct stat sb;
+        int r = lstat(h, &sb);
+        h[i] = ch;
+        if (r != 0) {
+            return errno == ENOENT || errno == ENOTDIR ? 0 : -1;
+        }
+        if (S_ISLNK(sb.st_mode)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The symlink rule for the VfsPosix vfs; q[0:n]: the in-mount path, bq[0:bn]
+ * the in-mount path of base (NULL: the receiver's rule).  The common case
+ * costs one lstat per component below base (or below the mount's root for
+ * the receiver); realpath(3) only runs when a symlink is met under base. */
+static int uh_links_ok(mp_obj_t vfs, const char *q, size_t n, const char *bq, size_t bn) {
+    uh_vfs_posix_mirror_t *m = MP_OBJ_TO_PTR(vfs);
+    size_t rl = m->root_len ? m->root_len - 1 : 0;
+    vstr_t h;
+    vstr_init(&h, rl + n + bn + 2);
+    vstr_add_strn(&h, m->root.buf, rl);
+    size_t hr = h.len;
+    vstr_add_strn(&h, q, n);
+    size_t hn = h.len;
+    vstr_add_byte(&h, 0);
+    int ok;
+    if (bq == NULL) {
+        ok = uh_links_below(h.buf, hn, hr) == 0;   /* the receiver: no link at all */
+    } else {
+        int under = bn <= n && memcmp(q, bq, bn) == 0 && (bn == n || q[bn] == '/');
+        size_t from = under ? hr + bn : hr;
+        int l = uh_links_below(h.buf, hn, from);
+        ok = l == 0;
+        if (l == 1) {
+            /* a link under base: where does it lead? */
+            vstr_t t;
+            vstr_init(&t, rl + bn + 2);
+            vstr_add_strn(&t, m->root.buf, rl);
+            vstr_add_strn(&t, bq, bn);
+            if (t.len == 0) {
+                vstr_add_byte(&t, '/');
+            }
+            char *top = realpath(vstr_null_terminated_str(&t), NULL);
+            char *r = top != NULL ? uh_realpath_prefix(h.buf, hn) : NULL;
+            ok = r != NULL && uh_path_inside(r, top);
+            free(r);
+            free(top);
+            vstr_clear(&t);
+        }
+    }
+    vstr_clear(&h);
+    return ok;
+}
+#endif
+
+/* 1 when the VFS path may be used under that name (the rules above);
+ * base: a VFS path (serve: symlinks must stay inside it) or MP_OBJ_NULL
+ * (the receiver: no symlinks, names checked from the mount point on). */
+static int uh_real_ok(mp_obj_t path, mp_obj_t base) {
+    size_t n;
+    const char *p = mp_obj_str_get_data(path, &n);
+    if (n == 0 || p[0] != '/') {
+        return 0;
+    }
+    const char *q;
+    mp_vfs_mount_t *vfs = mp_vfs_lookup_path(mp_obj_str_get_str(path), &q);
+    if (vfs == MP_VFS_NONE || vfs == MP_VFS_ROOT || q < p || q > p + n) {
+        return 1;   /* nothing mounted there, or a mount point itself */
+    }
+    size_t qn = n - (size_t)(q - p);
+    while (qn > 1 && q[qn - 1] == '/') {
+        qn--;
+    }
+    /* base on the same mount: the in-mount part of base is not walked */
+    const char *bq = NULL;
+    size_t bn = 0;
+    if (base != MP_OBJ_NULL) {
+        size_t bl;
+        const char *b = mp_obj_str_get_data(base, &bl);
+        const char *bo = "";
+        mp_vfs_mount_t *bv = bl ? mp_vfs_lookup_path(mp_obj_str_get_str(base), &bo) : MP_VFS_ROOT;
+        if (bv == vfs && bo >= b && bo <= b + bl) {
+            bq = bo;
+            bn = bl - (size_t)(bo - b);
+            while (bn > 0 && bq[bn - 1] == '/') {
+                bn--;
+            }
+        } else {
+            bq = "";    /* base is the mount point or above it */
+        }
+    }
+    switch (uh_vfs_kind(vfs->obj)) {
+        case UH_NAMES_WALK:
+            return uh_names_walk(vfs->obj, q, qn, bq == NULL ? 0 : bn <= qn ? bn : qn);
+        #if UH_HAVE_REALPATH
+        case UH_NAMES_POSIX:
+            return uh_links_ok(vfs->obj, q, qn, bq, bn);
+        #endif
+        default:
+            return 1;
+    }
+}
+
+/* _uhttpd.realname(path, base=None) -> bool: may `path` be used under that
+ * name (uh_real_ok); the receiver's Python side and listings call it. */
+static mp_obj_t uh_realname(size_t n_args, const mp_obj_t *args) {
+    mp_obj_t base = n_args > 1 && args[1] != mp_const_none ? args[1] : MP_OBJ_NULL;
+    return mp_obj_new_bool(uh_real_ok(args[0], base));
+}
+MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(uh_realname_obj, 1, 2, uh_realname);
+
 /* ---- download -------------------------------------------------------------- */
 
 static void uh_send_file(uh_state_t *st, uh_conn_t *c, mp_obj_t fspath, const char *name, size_t namelen,
@@ -348,6 +659,72 @@ static void uh_send_file(uh_state_t *st, uh_conn_t *c, mp_obj_t fspath, const ch
     c->next_state = UH_CS_FILE_TX;
 }
 
+static void uh_add_encoded(vstr_t *v, const char *s, size_t n) {
+    static const char hex[] = "0123456789ABCDEF";
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9')
+            || (ch != 0 && strchr("/-._~!$&'()*+,;=:@", ch) != NULL)) {
+            vstr_add_byte(v, (byte)ch);
+        } else {
+            vstr_add_byte(v, '%');
+            vstr_add_byte(v, (byte)hex[ch >> 4]);
+            vstr_add_byte(v, (byte)hex[ch & 15]);
+        }
+    }
+}
+
+/* 301 to the slashed url of a directory.  Location is the normalised,
+ * decoded request path, percent-encoded: it starts with a single '/' (the
+ * normaliser leaves no '//' and no '\\') and stays on this server; the
+ * query goes along as it came (the parser admits only visible ASCII there).
+ * A Location too long for the response head is relative ("./<last>/"),
+ * which the client resolves against its own url, on this server too. */
+static void uh_redirect_dir(uh_state_t *st, uh_conn_t *c) {
+    const size_t room = UH_TX_BUF / 2;
+    vstr_t loc;
+    vstr_init(&loc, 3 * c->path_len + c->req.query.len + 24);
+    vstr_add_str(&loc, "Location: ");
+    uh_add_encoded(&loc, c->path, c->path_len);
+    size_t tail = 3 + (c->req.query.len ? c->req.query.len + 1 : 0);   /* "/?query\r\n" */
+    if (loc.len + tail > room) {
+        size_t last = c->path_len;
+        while (last > 0 && c->path[last - 1] != '/') {
+            last--;
+        }
+        loc.len = 10;
+        vstr_add_str(&loc, "./");
+        uh_add_encoded(&loc, c->path + last, c->path_len - last);
+    }
+    vstr_add_byte(&loc, '/');
+    if (c->req.query.len && loc.len + tail - 1 <= room) {
+        vstr_add_byte(&loc, '?');
+        vstr_add_strn(&loc, c->req.query.ptr, c->req.query.len);
+    }
+    vstr_add_str(&loc, "\r\n");
+    if (loc.len > room) {
+        vstr_clear(&loc);
+        uh_reply_simple(st, c, 414, NULL, NULL);
+        return;
+    }
+    uh_reply_simple(st, c, 301, vstr_null_terminated_str(&loc), NULL);
+    vstr_clear(&loc);
+}
+
+static mp_obj_t uh_str_concat(const char *a, size_t an, const char *b, size_t bn) {
+    vstr_t v;
+    vstr_init(&v, an + bn + 1);
+    vstr_add_strn(&v, a, an);
+    vstr_add_strn(&v, b, bn);
+    return mp_obj_new_str_from_vstr(&v);
+}
+
+/* A file next to fs (index.html, name.gz) that may be sent: it exists, is
+ * a regular file and passes the real-name rules. */
+static int uh_usable_file(mp_obj_t path, mp_obj_t base, uh_stat_t *out) {
+    return uh_stat(path, out) == 0 && !out->is_dir && !out->is_special && uh_real_ok(path, base);
+}
+
 /* GET/HEAD under a serve() prefix.  cfg: (prefix, base, dirs, ext, listing) */
 void uh_files_serve(uh_state_t *st, uh_conn_t *c, mp_obj_t cfg) {
     size_t n;
@@ -363,25 +740,22 @@ void uh_files_serve(uh_state_t *st, uh_conn_t *c, mp_obj_t cfg) {
         return;
     }
     /* the request path is decoded and normalised (no '.', '..', '//'), so
-     * base + rel can never leave base */
+     * base + rel can never leave base by name; uh_real_ok keeps symlinks
+     * and spellings the VFS resolves from doing so */
     const char *rel = c->path + plen;
     size_t rlen = c->path_len - plen;
     int want_dir = rel[rlen - 1] == '/';
 
     for (int pass = ext ? 0 : 1; pass < 2; pass++) {
-        vstr_t v;
-        vstr_init(&v, blen + rlen + 16);
+        mp_obj_t root = it[1];
         if (pass == 0) {
             size_t el;
             const char *e = mp_obj_str_get_data(st->ext_path, &el);
-            vstr_add_strn(&v, e, el);
+            root = uh_str_concat(e, el, base, blen);
         }
-        vstr_add_strn(&v, base, blen);
-        vstr_add_strn(&v, rel, rlen);
-        if (v.len == 0) {
-            vstr_add_byte(&v, '/');
-        }
-        mp_obj_t fs = mp_obj_new_str_from_vstr(&v);
+        size_t rootlen;
+        const char *rootp = mp_obj_str_get_data(root, &rootlen);
+        mp_obj_t fs = uh_str_concat(rootp, rootlen, rel, rlen);
         uh_stat_t stt;
         size_t fslen;
         const char *fsp = mp_obj_str_get_data(fs, &fslen);
@@ -390,7 +764,7 @@ void uh_files_serve(uh_state_t *st, uh_conn_t *c, mp_obj_t cfg) {
         if (fslen > 1 && fsp[fslen - 1] == '/') {
             fs_stat = mp_obj_new_str(fsp, fslen - 1);
         }
-        if (uh_stat(fs_stat, &stt) != 0) {
+        if (uh_stat(fs_stat, &stt) != 0 || stt.is_special || !uh_real_ok(fs_stat, root)) {
             if (pass == 0) {
                 continue;   /* not on external storage: try the plain path */
             }
@@ -408,35 +782,27 @@ void uh_files_serve(uh_state_t *st, uh_conn_t *c, mp_obj_t cfg) {
                     uh_reply_simple(st, c, s, NULL, NULL);
                     return;
                 }
-                mp_obj_t a[3] = { MP_OBJ_FROM_PTR(c->reqobj), fs,
-                                  mp_obj_new_str(c->path, c->path_len) };
-                mp_call_function_n_kw(it[4], 3, 0, a);
+                mp_obj_t a[5] = { MP_OBJ_FROM_PTR(c->reqobj), fs,
+                                  mp_obj_new_str(c->path, c->path_len), root,
+                                  st->file_acl == MP_OBJ_NULL ? mp_const_none : st->file_acl };
+                mp_call_function_n_kw(it[4], 5, 0, a);
                 return;
             }
-            vstr_t iv;
-            vstr_init(&iv, fslen + 11);
-            vstr_add_strn(&iv, fsp, fslen);
-            vstr_add_str(&iv, "index.html");
-            mp_obj_t index = mp_obj_new_str_from_vstr(&iv);
-            if (uh_stat(index, &stt) != 0 || stt.is_dir) {
+            mp_obj_t index = uh_str_concat(fsp, fslen, "index.html", 10);
+            if (!uh_usable_file(index, root, &stt)) {
                 uh_reply_simple(st, c, 403, NULL, NULL);
                 return;
             }
             fs = index;
             fsp = mp_obj_str_get_data(fs, &fslen);
         } else if (stt.is_dir) {
-            /* a directory without the trailing slash: redirect */
-            vstr_t loc;
-            vstr_init(&loc, c->req.path.len + c->req.query.len + 24);
-            vstr_add_str(&loc, "Location: ");
-            vstr_add_strn(&loc, c->req.path.ptr, c->req.path.len);
-            vstr_add_byte(&loc, '/');
-            if (c->req.query.len) {
-                vstr_add_byte(&loc, '?');
-                vstr_add_strn(&loc, c->req.query.ptr, c->req.query.len);
+            /* a directory without the trailing slash: redirect, if it may be read */
+            int s = uh_acl(st, uh_str_concat(fsp, fslen, "/", 1), 1);
+            if (s) {
+                uh_reply_simple(st, c, s, NULL, NULL);
+                return;
             }
-            vstr_add_str(&loc, "\r\n");
-            uh_reply_simple(st, c, 301, vstr_null_terminated_str(&loc), NULL);
+            uh_redirect_dir(st, c);
             return;
         }
         int s = uh_acl(st, fs, 1);
@@ -448,12 +814,8 @@ void uh_files_serve(uh_state_t *st, uh_conn_t *c, mp_obj_t cfg) {
         uh_stat_t gst;
         if (uh_span_contains(uh_find_header(c, "accept-encoding", 15), "gzip")
             && uh_find_header(c, "range", 5) == NULL) {
-            vstr_t gv;
-            vstr_init(&gv, fslen + 4);
-            vstr_add_strn(&gv, fsp, fslen);
-            vstr_add_str(&gv, ".gz");
-            mp_obj_t g = mp_obj_new_str_from_vstr(&gv);
-            if (uh_stat(g, &gst) == 0 && !gst.is_dir) {
+            mp_obj_t g = uh_str_concat(fsp, fslen, ".gz", 3);
+            if (uh_usable_file(g, root, &gst)) {
                 gz = g;
             }
         }
@@ -482,23 +844,48 @@ static int uh_write_all(mp_obj_t f, const char *buf, size_t n) {
     return 0;
 }
 
-/* Make the temporary file the target (GIL held); 0 or an errno. */
-static int uh_commit(mp_obj_t tmp, mp_obj_t dst) {
+/* mp_vfs_rename(a, b) (GIL held); 0 or an errno. */
+static int uh_rename(mp_obj_t a, mp_obj_t b) {
     nlr_buf_t nlr;
     if (nlr_push(&nlr) == 0) {
-        mp_vfs_rename(tmp, dst);
+        mp_vfs_rename(a, b);
         nlr_pop();
         return 0;
     }
-    /* some filesystems (FAT) refuse to rename over an existing file */
-    if (nlr_push(&nlr) == 0) {
-        mp_vfs_remove(dst);
-        mp_vfs_rename(tmp, dst);
-        nlr_pop();
-        return 0;
+    return uh_oserror_errno(nlr.ret_val);
+}
+
+/* Make the temporary file the target (GIL held); 0 or an errno.  The rename
+ * replaces the target in one step where the VFS can (VfsPosix, LittleFS,
+ * and MicroPython's VfsFat, which removes and renames itself).  A VFS that
+ * refuses to rename over an existing file (EEXIST) gets remove-then-rename,
+ * only while our temporary file exists and the target is a file: never
+ * remove a target for a rename that could not work anyway. */
+static int uh_commit(mp_obj_t tmp, mp_obj_t dst) {
+    int err = uh_rename(tmp, dst);
+    uh_stat_t ts, ds;
+    if (err == MP_EEXIST && uh_stat(tmp, &ts) == 0 && !ts.is_dir && uh_stat(dst, &ds) == 0 && !ds.is_dir) {
+        uh_remove_quiet(dst);
+        err = uh_rename(tmp, dst);
     }
-    uh_remove_quiet(tmp);
-    return MP_EIO;
+    if (err) {
+        uh_remove_quiet(tmp);
+    }
+    return err;
+}
+
+/* The temporary file of an upload to dst: beside it (same directory, so the
+ * rename stays on one file system) and unique among uploads in flight,
+ * <dst>.<slot>-<n>.uhtmp with the connection's slot and a counter, so
+ * concurrent uploads of one path never share (or remove) a temporary. */
+static mp_obj_t uh_tmp_name(uh_state_t *st, uh_conn_t *c, mp_obj_t dst) {
+    static uint32_t counter;
+    size_t dn;
+    const char *d = mp_obj_str_get_data(dst, &dn);
+    char suffix[40];
+    int sn = snprintf(suffix, sizeof(suffix), ".%u-%lx.uhtmp", (unsigned)(c - st->conns),
+        (unsigned long)++counter);
+    return uh_str_concat(d, dn, suffix, (size_t)sn);
 }
 
 static void uh_rx_cleanup(uh_conn_t *c) {
@@ -513,11 +900,11 @@ static void uh_rx_cleanup(uh_conn_t *c) {
     c->rx_dst = MP_OBJ_NULL;
 }
 
-/* Request._recv_to(tmp, dst, created): stream the body into tmp, then
- * rename it to dst.  Returns True when done (the caller replies), False
- * when the loop finishes the upload and replies itself (201 if created
- * else 200).  Raises OSError (errno) when the file cannot be written; no
- * temporary file is left behind. */
+/* Request._recv_to(dst, created): stream the body into a temporary file
+ * of its own (uh_tmp_name), then rename it to dst.  Returns True when done
+ * (the caller replies), False when the loop finishes the upload and
+ * replies itself (201 if created else 200).  Raises OSError (errno) when
+ * the file cannot be written; no temporary file is left behind. */
 static mp_obj_t uh_recv_to(size_t n_args, const mp_obj_t *args) {
     uhttpd_request_obj_t *ro = MP_OBJ_TO_PTR(args[0]);
     uh_state_t *st = ro->st;
@@ -525,7 +912,12 @@ static mp_obj_t uh_recv_to(size_t n_args, const mp_obj_t *args) {
     if (c == NULL || c->state != UH_CS_BUSY || c->resp != UH_RESP_NONE) {
         mp_raise_msg(&mp_type_OSError, MP_ERROR_TEXT("request is over"));
     }
-    mp_obj_t tmp = args[1], dst = args[2];
+    /* the earlier form _recv_to(tmp, dst, created) is still accepted (tmp
+     * is ignored) so that callers written against it keep working */
+    int old_form = n_args == 4 || (n_args == 3 && mp_obj_is_str(args[2]));
+    mp_obj_t dst = args[old_form ? 2 : 1];
+    mp_obj_t created = n_args > (size_t)(old_form ? 3 : 2) ? args[old_form ? 3 : 2] : mp_const_false;
+    mp_obj_t tmp = uh_tmp_name(st, c, dst);
     uh_files_alloc(st);
     if (c->req.expect_continue && !c->continue_sent && !c->body_done && c->req.minor_version == 1) {
         c->continue_sent = 1;
@@ -564,12 +956,12 @@ static mp_obj_t uh_recv_to(size_t n_args, const mp_obj_t *args) {
         }
         return mp_const_true;
     }
-    c->rx_status = n_args > 3 && mp_obj_is_true(args[3]) ? 201 : 200;
+    c->rx_status = mp_obj_is_true(created) ? 201 : 200;
     c->resp = UH_RESP_DEFERRED;
     c->next_state = UH_CS_FILE_RX;
     return mp_const_false;
 }
-MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(uh_recv_to_obj, 3, 4, uh_recv_to);
+MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(uh_recv_to_obj, 2, 4, uh_recv_to);
 
 /* ---- the loop side (no GIL on entry) -------------------------------------- */
 
