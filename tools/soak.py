@@ -999,6 +999,10 @@ class Soak:
         if not errs:
             L.append("| none | 0 | |")
         L.append("")
+        L.append("`reset` and `closed, no reply`: the server closed the connection under a request (an idle "
+                 "keep-alive connection closed to make room at max_conns, or a 503 closed before the "
+                 "request was read); the clients do not retry.")
+        L.append("")
         L.append("**Slow clients** (tricklers send 1 byte every 2-3 s: how long the server let one "
                  "connection live; SSE listeners that never read; WebREPL logins, connect to verdict)")
         L.append("")
