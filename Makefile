@@ -78,5 +78,13 @@ bench: build
 fuzz:
 	$(PROJECT)/fuzz/run_libfuzzer.sh $(SECONDS)
 
+# Soak and chaos run (tools/soak.py): mixed load on one server for
+# SOAK_SECONDS (60 in CI), files checked by hash, heap/fds/threads compared;
+# the report goes to bench/soak.md.  Fails only on correctness targets.
+SOAK_SECONDS ?= 600
+.PHONY: soak
+soak: build deps
+	$(PYTHON) $(PROJECT)/tools/soak.py --binary $(BINARY) --seconds $(SOAK_SECONDS)
+
 clean:
 	rm -rf $(PROJECT)/build/unix* $(PROJECT)/build/mpy-cross
