@@ -797,7 +797,10 @@ static mp_obj_t uhttpd_core_make_new(const mp_obj_type_t *type, size_t n_args, s
     st->sse_ping_ms = (uint32_t)ping_ms;
     st->sse_next_ping = uh_ticks_ms() + st->sse_ping_ms;
     /* wake-up, listener, a waiting connection, the REPL socket, members */
-    st->npoll = st->max_conns + st->n_sse + 4;
+    for (size_t k = 0; k < UH_REJECT_SLOTS; k++) {
+        st->rejects[k].fd = -1;
+    }
+    st->npoll = st->max_conns + st->n_sse + UH_REJECT_SLOTS + 4;
     st->pfds = m_new0(struct pollfd, st->npoll * (st->nest_max + 1u));
     st->pents = m_new0(uh_pent_t, st->npoll * (st->nest_max + 1u));
 

@@ -790,6 +790,15 @@ void uh_http_accept(uh_state_t *st, int fd) {
             ssize_t w = send(fd, busy, sizeof(busy) - 1, UH_SEND_FLAGS);
             (void)w;
             shutdown(fd, SHUT_WR);
+            /* linger a moment so the request's bytes do not turn the close
+             * into a reset that the client sees before the 503 */
+            for (size_t k = 0; k < UH_REJECT_SLOTS; k++) {
+                if (st->rejects[k].fd < 0) {
+                    st->rejects[k].fd = fd;
+                    st->rejects[k].deadline = uh_ticks_ms() + UH_LINGER_MS;
+                    return;
+                }
+            }
         }
         uh_close_fd(fd);
         return;
@@ -812,6 +821,26 @@ void uh_http_accept(uh_state_t *st, int fd) {
 static size_t uh_http_prepare(uh_state_t *st, struct pollfd *p, uh_pent_t *e, size_t room, int32_t *timeout,
     uint32_t now) {
     size_t n = 0;
+    for (size_t k = 0; k < UH_REJECT_SLOTS && n < room; k++) {
+        uh_reject_t *rj = &st->rejects[k];
+        if (rj->fd < 0) {
+            continue;
+        }
+        p[n].fd = rj->fd;
+        p[n].events = POLLIN;
+        p[n].revents = 0;
+        e[n].kind = &uh_kind_http;
+        e[n].owner = rj;
+        e[n].io = NULL;
+        n++;
+        int32_t left = uh_diff(rj->deadline, now);
+        if (left < 0) {
+            left = 0;
+        }
+        if (left < *timeout || *timeout < 0) {
+            *timeout = left + 1;
+        }
+    }
     for (size_t k = 0; k < st->max_conns && n < room; k++) {
         uh_conn_t *c = &st->conns[k];
         short ev;
@@ -852,7 +881,31 @@ static size_t uh_http_prepare(uh_state_t *st, struct pollfd *p, uh_pent_t *e, si
     return n;
 }
 
+static int uh_is_reject(uh_state_t *st, void *owner) {
+    return (char *)owner >= (char *)st->rejects && (char *)owner < (char *)(st->rejects + UH_REJECT_SLOTS);
+}
+
+static void uh_reject_close(uh_reject_t *rj) {
+    uh_close_fd(rj->fd);
+    rj->fd = -1;
+}
+
 static void uh_http_ready(uh_state_t *st, void *owner, short ev) {
+    if (uh_is_reject(st, owner)) {
+        uh_reject_t *rj = owner;
+        char tmp[256];
+        for (int i = 0; rj->fd >= 0 && i < 16; i++) {
+            ssize_t r = recv(rj->fd, tmp, sizeof(tmp), 0);
+            if (r > 0) {
+                continue;
+            }
+            if (r == 0 || (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK) || (ev & (POLLERR | POLLNVAL))) {
+                uh_reject_close(rj);
+            }
+            break;
+        }
+        return;
+    }
     uh_conn_t *c = owner;
     if (c->pending) {
         return;
@@ -884,6 +937,11 @@ static void uh_http_ready(uh_state_t *st, void *owner, short ev) {
 }
 
 static void uh_http_tick(uh_state_t *st, uint32_t now) {
+    for (size_t k = 0; k < UH_REJECT_SLOTS; k++) {
+        if (st->rejects[k].fd >= 0 && uh_diff(now, st->rejects[k].deadline) >= 0) {
+            uh_reject_close(&st->rejects[k]);
+        }
+    }
     for (size_t k = 0; k < st->max_conns; k++) {
         uh_conn_t *c = &st->conns[k];
         if (c->state == UH_CS_FREE || c->state == UH_CS_BUSY || c->pending || uh_diff(now, c->deadline) < 0) {
@@ -920,6 +978,11 @@ static void uh_http_tick(uh_state_t *st, uint32_t now) {
 }
 
 static void uh_http_shutdown(uh_state_t *st) {
+    for (size_t k = 0; k < UH_REJECT_SLOTS; k++) {
+        if (st->rejects[k].fd >= 0) {
+            uh_reject_close(&st->rejects[k]);
+        }
+    }
     for (size_t k = 0; k < st->max_conns; k++) {
         uh_conn_t *c = &st->conns[k];
         if (c->state == UH_CS_FILE_TX || c->state == UH_CS_FILE_RX) {

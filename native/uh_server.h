@@ -201,6 +201,15 @@ typedef struct {
     uint8_t dead;                /* dropped by dispatch(): the loop closes it */
 } uh_sse_t;
 
+/* Connections refused with 503 (no slot) linger here, reading and
+ * discarding until EOF or UH_LINGER_MS, so the client reads the 503
+ * instead of a reset; when these are full too, the socket just closes. */
+#define UH_REJECT_SLOTS (4)
+typedef struct {
+    int fd;
+    uint32_t deadline;
+} uh_reject_t;
+
 /* fds that another thread wants closed: the loop closes them, because lwIP
  * fails a whole select() when a socket in its set is closed under it. */
 #define UH_CLOSE_QUEUE (8)
@@ -234,6 +243,7 @@ typedef struct _uh_state_t {
     size_t file_block;           /* bytes per file block (per connection) */
     mp_obj_t routes;             /* list of (pattern, mask, kind, target) */
     uh_conn_t *conns;
+    uh_reject_t rejects[UH_REJECT_SLOTS];
     char *scratch;               /* (nest_max + 1) * scratch_size: path + head per level */
     size_t scratch_size;
     size_t npoll;                /* poll entries per pass */
