@@ -7,5 +7,16 @@ SRC_USERMOD_C += $(UHTTPD_MOD_DIR)/uh_parse.c
 SRC_USERMOD_C += $(UHTTPD_MOD_DIR)/uh_ws.c
 SRC_USERMOD_C += $(UHTTPD_MOD_DIR)/uh_files.c
 SRC_USERMOD_C += $(UHTTPD_MOD_DIR)/uh_sse.c
+SRC_USERMOD_C += $(UHTTPD_MOD_DIR)/uh_tls.c
 
 CFLAGS_USERMOD += -I$(UHTTPD_MOD_DIR)
+
+# HTTPS (uh_tls.c) uses the port's mbedTLS.  With MICROPY_SSL_MBEDTLS=1,
+# extmod/extmod.mk already links it: Debian's patch 0006 adds
+# -lmbedx509 -lmbedtls -lmbedcrypto (the system library), upstream builds
+# lib/mbedtls from source.  Without it, uhttpd is built without TLS.
+ifeq ($(MICROPY_PY_SSL)$(MICROPY_SSL_MBEDTLS),11)
+CFLAGS_USERMOD += -DUH_TLS=1
+else
+CFLAGS_USERMOD += -DUH_TLS=0
+endif

@@ -548,3 +548,40 @@ def test_memory_per_connection_and_no_leak(builds, certs, tmp_path):
         assert len(set(totals[-10:])) == 1, totals      # steady: nothing leaks
     finally:
         h.stop()
+
+
+def test_micropython_build_has_tls_ssl_hashlib(builds, certs, tmp_path):
+    """The built micropython has `tls`, `hashlib.sha1/sha256`, `cryptolib`
+    and the frozen `ssl` (boards/unix-uhttpd/ssl.py) from the same mbedTLS:
+    its ssl client verifies the harness's certificate and fetches a page."""
+    from uhttpd_testlib import BINARY
+    h = Harness(builds["plain"], *certs["ec"], tmp_path)
+    script = tmp_path / "client.py"
+    script.write_text("""
+import binascii, hashlib, socket, ssl, tls, cryptolib
+print(binascii.hexlify(hashlib.sha1(b"abc").digest()).decode())
+print(binascii.hexlify(hashlib.sha256(b"abc").digest()).decode()[:16])
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.verify_mode = ssl.CERT_REQUIRED
+ctx.load_verify_locations(cafile=%r)
+s = socket.socket()
+s.connect(socket.getaddrinfo("127.0.0.1", %d)[0][-1])
+ss = ctx.wrap_socket(s, server_hostname="localhost")
+ss.write(b"GET / HTTP/1.0\\r\\n\\r\\n")
+data = b""
+while True:
+    b = ss.read(512)
+    if not b:
+        break
+    data += b
+ss.close()
+print(data.split(b"\\r\\n")[0].decode(), data.endswith(b"hello, tls\\n"))
+""" % (str(certs["ec"][0]), h.port))
+    try:
+        r = run([BINARY, str(script)], timeout=30)
+    finally:
+        h.stop()
+    assert r.returncode == 0, r.stderr.decode() + r.stdout.decode()
+    assert r.stdout.decode().split("\n")[:3] == [
+        "a9993e364706816aba3e25717850c26c9cd0d89d", "ba7816bf8f01cfea",
+        "HTTP/1.1 200 OK True"]
