@@ -520,6 +520,7 @@ int uh_tls_handshake(uh_tls_conn_t *c) {
         c->done = 1;
         return UH_TLS_OK;
     }
+    #if defined(MBEDTLS_ERR_SSL_NO_CIPHER_CHOSEN)      /* 2.x; 3.x alerts itself */
     if (r == MBEDTLS_ERR_SSL_NO_CIPHER_CHOSEN) {
         /* mbedTLS 2.28 fails without an alert when no curve matches (an
          * RSA certificate, a client with only secp521r1): say so to the
@@ -528,6 +529,7 @@ int uh_tls_handshake(uh_tls_conn_t *c) {
         (void)mbedtls_ssl_send_alert_message(&c->ssl, MBEDTLS_SSL_ALERT_LEVEL_FATAL,
             MBEDTLS_SSL_ALERT_MSG_HANDSHAKE_FAILURE);
     }
+    #endif
     return uh_tls_map(c, r);
 }
 
