@@ -49,6 +49,10 @@ def builds(tmp_path_factory):
         "asan": ["-fsanitize=address,undefined", "-fno-omit-frame-pointer",
                  "-fno-sanitize-recover=undefined"],
     }
+    if pathlib.Path("/usr/lib/i386-linux-gnu/libmbedtls.so").exists():
+        # ESP32 is 32-bit: the same tests on an i386 build (tools/setup-deps.sh
+        # build32 installs libmbedtls-dev:i386)
+        variants["m32"] = ["-m32"] + variants["asan"]
     for name, extra in variants.items():
         exe = d / ("tls_bare_" + name)
         r = run(["gcc"] + CFLAGS + extra + srcs + ["-o", str(exe)] + LIBS)
@@ -165,9 +169,11 @@ def start_error(exe, crt, key):
     return line[6:]
 
 
-@pytest.fixture(params=["plain", "asan"])
+@pytest.fixture(params=["plain", "asan", "m32"])
 def server(request, builds, certs, tmp_path):
     """The harness with the ECDSA P-256 certificate; also the RSA one on demand."""
+    if request.param not in builds:
+        pytest.skip("no i386 mbedTLS (tools/setup-deps.sh build32)")
     started = []
 
     def start(kind="ec", **kw):
