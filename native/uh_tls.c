@@ -494,12 +494,12 @@ static int uh_tls_map(uh_tls_conn_t *c, int r) {
         case MBEDTLS_ERR_SSL_WANT_READ:
             return UH_TLS_WANT_READ;
         case MBEDTLS_ERR_SSL_WANT_WRITE:
-        #if defined(MBEDTLS_ERR_SSL_ASYNC_IN_PROGRESS)
+            #if defined(MBEDTLS_ERR_SSL_ASYNC_IN_PROGRESS)
         case MBEDTLS_ERR_SSL_ASYNC_IN_PROGRESS:
-        #endif
-        #if defined(MBEDTLS_ERR_SSL_CRYPTO_IN_PROGRESS)
+            #endif
+            #if defined(MBEDTLS_ERR_SSL_CRYPTO_IN_PROGRESS)
         case MBEDTLS_ERR_SSL_CRYPTO_IN_PROGRESS:
-        #endif
+            #endif
             /* "call again": POLLOUT is ready at once on a healthy socket */
             return UH_TLS_WANT_WRITE;
         default:
@@ -550,10 +550,10 @@ ssize_t uh_tls_recv(uh_tls_conn_t *c, void *buf, size_t n) {
             case MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY:
             case MBEDTLS_ERR_SSL_CONN_EOF:
                 return 0;
-            #if defined(MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET)
+                #if defined(MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET)
             case MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET:
                 continue;               /* client side only; harmless */
-            #endif
+                #endif
             default:
                 return uh_tls_map(c, r);
         }
