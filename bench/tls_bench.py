@@ -197,8 +197,8 @@ def main():
                     res[name][2 + i] = max(res[name][2 + i], n / cpu if cpu > 0 else 0)
     finally:
         for proc, _ in running.values():
-            proc.kill()
-            proc.wait()
+            proc.terminate()    # SIGTERM: nginx's master also stops its worker
+            proc.wait(10)
     out = ["| server | full handshakes/s | resumed handshakes/s | full per server CPU-s "
            "| resumed per server CPU-s |", "|---|---:|---:|---:|---:|"]
     for name, (f, r, fc, rc) in res.items():
