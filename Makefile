@@ -39,7 +39,7 @@ BINARY := $(BUILD_DIR)/micropython
 .PHONY: build run test test-32 test-asan bench deps fuzz clean
 build:
 	@$(PROJECT)/tools/setup-deps.sh build
-	@if [ "$(BITS)" = 32 ]; then $(PROJECT)/tools/setup-deps.sh test; fi
+	@if [ "$(BITS)" = 32 ]; then $(PROJECT)/tools/setup-deps.sh build32; fi
 	@set -e; mpy=$$($(PROJECT)/tools/fetch-micropython.sh); \
 	$(MAKE) -s -C "$$mpy/mpy-cross" -j$(JOBS) BUILD="$(PROJECT)/build/mpy-cross" >/dev/null; \
 	$(MAKE) -s -C "$$mpy/ports/unix" -j$(JOBS) \

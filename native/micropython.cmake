@@ -11,6 +11,7 @@ set(UHTTPD_SOURCES
     ${CMAKE_CURRENT_LIST_DIR}/uh_ws.c
     ${CMAKE_CURRENT_LIST_DIR}/uh_files.c
     ${CMAKE_CURRENT_LIST_DIR}/uh_sse.c
+    ${CMAKE_CURRENT_LIST_DIR}/uh_tls.c
 )
 
 target_sources(usermod_uhttpd INTERFACE ${UHTTPD_SOURCES})
@@ -24,5 +25,10 @@ target_include_directories(usermod_uhttpd INTERFACE
 # VFS could leave their mutexes held forever.
 target_compile_definitions(usermod_uhttpd INTERFACE UH_WRAP_DEINIT=1)
 target_link_options(usermod_uhttpd INTERFACE -Wl,--wrap=mp_thread_deinit)
+
+# HTTPS (uh_tls.c): ESP-IDF's mbedtls component is already linked into
+# MicroPython's main component (it REQUIRES mbedtls, which also passes
+# MBEDTLS_CONFIG_FILE="mbedtls/esp_config.h"), so nothing to add here;
+# UH_TLS defaults to 1 in uh_config.h (a board may pass -DUH_TLS=0).
 
 target_link_libraries(usermod INTERFACE usermod_uhttpd)

@@ -9,6 +9,7 @@ SRC_USERMOD_C += $(UHTTPD_MOD_DIR)/uh_parse.c
 SRC_USERMOD_C += $(UHTTPD_MOD_DIR)/uh_ws.c
 SRC_USERMOD_C += $(UHTTPD_MOD_DIR)/uh_files.c
 SRC_USERMOD_C += $(UHTTPD_MOD_DIR)/uh_sse.c
+SRC_USERMOD_C += $(UHTTPD_MOD_DIR)/uh_tls.c
 
 CFLAGS_USERMOD += -I$(UHTTPD_MOD_DIR)
 
@@ -20,4 +21,14 @@ LDFLAGS_USERMOD += -Wl,--wrap=mp_thread_deinit
 # UHTTPD_STRICT=1: a host build that follows lwIP's rules (uh_port.h).
 ifeq ($(UHTTPD_STRICT),1)
 CFLAGS_USERMOD += -DUH_STRICT_LWIP=1
+endif
+
+# HTTPS (uh_tls.c) uses the port's mbedTLS.  With MICROPY_SSL_MBEDTLS=1,
+# extmod/extmod.mk already links it: Debian's patch 0006 adds
+# -lmbedx509 -lmbedtls -lmbedcrypto (the system library), upstream builds
+# lib/mbedtls from source.  Without it, uhttpd is built without TLS.
+ifeq ($(MICROPY_PY_SSL)$(MICROPY_SSL_MBEDTLS),11)
+CFLAGS_USERMOD += -DUH_TLS=1
+else
+CFLAGS_USERMOD += -DUH_TLS=0
 endif

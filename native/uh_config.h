@@ -108,14 +108,32 @@
 #endif
 #endif
 
-/* HTTPS (mbedTLS).  The build sets UH_TLS=1 where mbedTLS is linked. */
-#ifndef UH_TLS
-#define UH_TLS (0)
-#endif
-
 /* Host test build that behaves like lwIP (see uh_port.h). */
 #ifndef UH_STRICT_LWIP
 #define UH_STRICT_LWIP (0)
+#endif
+
+/* HTTPS (native/uh_tls.c over mbedTLS).  UH_TLS is set by the build, not by
+ * mpconfigboard.h: uh_tls.c includes no MicroPython header, so only a -D
+ * reaches it (native/micropython.mk turns it off when the port has no
+ * mbedTLS; on ESP32 the IDF's mbedTLS is always there). */
+#ifndef UH_TLS
+#define UH_TLS (1)
+#endif
+
+/* TLS session-ID cache entries per server (a few hundred bytes each; the
+ * session tickets carry resumption for clients that support them). */
+#ifndef UH_TLS_CACHE_ENTRIES
+#if defined(ESP_PLATFORM)
+#define UH_TLS_CACHE_ENTRIES (4)
+#else
+#define UH_TLS_CACHE_ENTRIES (16)
+#endif
+#endif
+
+/* Lifetime of TLS session tickets and cached sessions, seconds. */
+#ifndef UH_TLS_SESSION_LIFETIME
+#define UH_TLS_SESSION_LIFETIME (86400)
 #endif
 
 #endif

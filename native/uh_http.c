@@ -730,12 +730,17 @@ static void uh_conn_tls_step(uh_state_t *st, uh_conn_t *c) {
             return;
         }
         int s = uh_tls_sniff(b, (size_t)r);
-        if (s == UH_TLS_SNIFF_PLAIN) {
+        if (s == UH_TLS_SNIFF_HTTP) {
+            /* plain HTTP on the TLS port: a plain answer, then close */
             uh_reply_error_nogil(st, c, 400);
             return;
         }
-        if (s != UH_TLS_SNIFF_TLS) {
+        if (s == UH_TLS_SNIFF_MORE) {
             return;   /* too few bytes to tell yet */
+        }
+        if (s != UH_TLS_SNIFF_TLS) {
+            uh_conn_close(st, c);   /* neither TLS nor HTTP */
+            return;
         }
         c->io.tls = uh_tls_conn_new((uh_tls_server_t *)st->tls, c->io.fd);
         if (c->io.tls == NULL) {

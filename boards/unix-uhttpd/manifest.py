@@ -3,3 +3,6 @@
 # source package does not ship.
 include("$(MPY_DIR)/extmod/asyncio")
 include("../../manifest.py")
+# `ssl` over the built-in `tls` (micropython-lib's ssl package is absent
+# from the +ds tree; the ESP32 port freezes that one).
+module("ssl.py", opt=3)
