@@ -19,6 +19,7 @@ import uhttpd
 port = 8080
 host = "127.0.0.1"
 pwd = "uhttpd"
+tls = None
 args = sys.argv[1:]
 while args:
     a = args.pop(0)
@@ -28,6 +29,8 @@ while args:
         host = args.pop(0)
     elif a == "--password":
         pwd = args.pop(0)
+    elif a == "--tls":
+        tls = (args.pop(0), args.pop(0))   # --tls cert.pem key.pem: HTTPS
 
 here = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
 if not here.startswith("/"):
@@ -64,7 +67,8 @@ def echo(req):
     req.write(body, mime=req.header("content-type") or "application/octet-stream")
 
 
-srv = uhttpd.Server(port, host=host, cors=True, events=3, routes=16)
+srv = uhttpd.Server(port, host=host, cors=True, events=3, routes=16, tls=tls)
+scheme = "https" if tls else "http"
 srv.route("/hello", uhttpd.GET, hello)
 srv.route("/status", uhttpd.GET, status)
 srv.route("/count", uhttpd.GET, count)
@@ -72,7 +76,7 @@ srv.route("/echo", uhttpd.POST, echo)
 srv.event("/events")
 try:
     srv.ws("/", pwd)
-    repl = "WebREPL on ws://%s:%d/ (password %r)" % (host, srv.port(), pwd)
+    repl = "WebREPL on %s://%s:%d/ (password %r)" % ("wss" if tls else "ws", host, srv.port(), pwd)
 except OSError as e:
     repl = "no WebREPL: %s" % e
 srv.receive(True, "/upload", delete=True)
@@ -91,6 +95,6 @@ def ticker():
 
 import _thread
 _thread.start_new_thread(ticker, ())
-print("uhttpd demo on http://%s:%d/  (Ctrl-D at the REPL to stop)" % (host, srv.port()))
-print("device page on http://%s:%d/admin" % (host, srv.port()))
+print("uhttpd demo on %s://%s:%d/  (Ctrl-D at the REPL to stop)" % (scheme, host, srv.port()))
+print("device page on %s://%s:%d/admin" % (scheme, host, srv.port()))
 print(repl)

@@ -52,12 +52,16 @@ class Running:
         return socket.create_connection((self.host, self.port), timeout=timeout)
 
 
-def start_app(app, *args, env=None, tmp_path=None, heapsize=None, timeout=20.0):
-    """Run tests/apps/<app>.py; it prints 'READY <port>' once serving."""
+def start_app(app, *args, env=None, tmp_path=None, heapsize=None, timeout=20.0, interactive=False):
+    """Run tests/apps/<app>.py; it prints 'READY <port>' once serving.
+    interactive: run it with -i (the REPL follows the script, reading a
+    pipe nobody writes to), as the WebREPL needs on unix."""
     script = APPS / (app + ".py")
     cmd = [BINARY]
     if heapsize:
         cmd += ["-X", "heapsize=%s" % heapsize]
+    if interactive:
+        cmd.append("-i")
     cmd += [str(script)] + [str(a) for a in args]
     logdir = tmp_path or pathlib.Path(os.environ.get("TMPDIR", "/tmp"))
     logpath = str(pathlib.Path(logdir) / ("%s-%d.stderr" % (app, time.monotonic_ns())))
@@ -67,7 +71,7 @@ def start_app(app, *args, env=None, tmp_path=None, heapsize=None, timeout=20.0):
     if env:
         e.update(env)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errf, env=e,
-                            cwd=str(logdir))
+                            stdin=subprocess.PIPE if interactive else None, cwd=str(logdir))
     errf.close()
     deadline = time.monotonic() + timeout
     line = b""
