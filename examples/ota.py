@@ -1,8 +1,12 @@
 # Over-the-air firmware update through uhttpd.
 #
-#   curl --data-binary @firmware.bin \
-#        -H "X-SHA256: $(sha256sum firmware.bin | cut -d' ' -f1)" \
+#   curl --data-binary @micropython.bin \
+#        -H "X-SHA256: $(sha256sum micropython.bin | cut -d' ' -f1)" \
 #        http://<board>/ota
+#
+# micropython.bin is the application image (build-<BOARD>/micropython.bin,
+# or the .app-bin download); firmware.bin also holds the bootloader and the
+# partition table and must not go into an OTA slot.
 #
 # The image streams straight into the next OTA partition (4 KiB at a time:
 # it never has to fit in RAM); the partition becomes the boot partition only

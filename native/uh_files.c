@@ -993,6 +993,7 @@ void uh_stream_abort(uh_state_t *st, uh_conn_t *c, int status) {
     }
 }
 
+#if UH_HAVE_SENDFILE
 /* What a non-blocking sendfile() result means for the pump. */
 enum { UH_IO_PROGRESS, UH_IO_RETRY, UH_IO_WAIT, UH_IO_FAIL };
 
@@ -1008,6 +1009,7 @@ static int uh_io_step(ssize_t w) {
     }
     return UH_IO_FAIL;   /* an error, or 0 bytes (the peer or the file ended) */
 }
+#endif
 
 static void uh_tx_pump(uh_state_t *st, uh_conn_t *c) {
     size_t budget = 16;   /* blocks per wake-up: keep other clients moving */

@@ -191,7 +191,7 @@ void uh_wakeup_close(uh_wakeup_t *w) {
 
 /* poll() for the loop.  On ESP32 it is lwIP's select() under the IDF VFS;
  * waiting inside it is safe because servers are stopped before a soft reset
- * deletes tasks (uh_thread_deinit_hook in uh_server.c). */
+ * deletes tasks (__wrap_mp_thread_deinit in uh_server.c). */
 int uh_poll(struct pollfd *fds, size_t n, int timeout_ms) {
     uh_strict_poll_fds(fds, n);
     int r = poll(fds, n, timeout_ms);
