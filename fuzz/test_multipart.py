@@ -140,6 +140,14 @@ def test_lf_only_body():
     assert rc == DONE and parts[0].data == b"p\n--XyZ\nq"
 
 
+def test_bare_lf_in_part_headers_of_crlf_body_400():
+    # python-multipart reads 'name=""\nX-A: 1' as one value: no such doubt here
+    b = b'--XyZ\r\nContent-Disposition: form-data; name=""\nX-A: 1\r\n\r\nx\r\n--XyZ--'
+    assert everywhere(CT, b)[0] == E400
+    rc, parts = everywhere(CT, b.replace(b"\r\n", b"\n"))
+    assert rc == DONE and parts[0].headers == [(b"Content-Disposition", b'form-data; name=""'), (b"X-A", b"1")]
+
+
 def test_close_delimiter_then_done_forever():
     rc, (mp, hbuf, _) = ump.new(CT)
     ev = ffi.new("uh_mp_event_t *")
@@ -189,6 +197,8 @@ def test_truncated_at_close_delimiter():
     [b"Content-Disposition: form-data; name=\"a"],                # no closing quote
     [b"Content-Disposition: form-data; name"],
     [b"Content-Disposition: form-data name=a"],
+    [b"Content-Disposition: form-data; name=a\"; filename=\"\""],   # a quote in an unquoted value
+    [b"Content-Disposition: form-data; name=\"a\"x; filename=b"],     # bytes after the closing quote
     [b"Content-Disposition: form-data; name=\"a\"", b" folded"],  # obs-fold
     [b"Content-Disposition: form-data; name=\"a\"", b"NoColon"],
     [b"Content-Disposition: form-data; name=\"a\"", b"Bad Name: x"],

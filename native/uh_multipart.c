@@ -192,6 +192,9 @@ static int next_param(const char *s, size_t n, size_t *pos, param_t *p) {
     } else {
         size_t vs = i;
         while (i < n && s[i] != ';') {
+            if (s[i] == '"') {
+                return -1;                /* not a token: parsers would differ */
+            }
             i++;
         }
         size_t ve = i;
@@ -611,6 +614,8 @@ int uh_mp_feed(uh_mp_t *mp, const char *buf, size_t len, size_t *used, uh_mp_eve
                     mp->m = 1;
                     i++;
                     break;
+                } else if (c == '\n' && mp->mode == MODE_CRLF) {
+                    return fail(mp, used, i);         /* bare LF in a CRLF body */
                 } else if (c != '\n') {
                     if (mp->hlen >= mp->hcap) {
                         return fail(mp, used, i);

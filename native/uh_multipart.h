@@ -97,8 +97,9 @@ int uh_mp_init(uh_mp_t *mp, const char *ctype, size_t len, char *hbuf, size_t hc
  * are quoted (backslash escapes \" and \\ undone; other backslashes kept)
  * or unquoted; filename*=charset'lang'%xx (UTF-8 or ISO-8859-1, returned
  * as UTF-8; another charset is ignored) wins over filename; a parameter
- * given twice, obs-fold, control bytes, a line without ':', or a header
- * block over hcap: UH_E400_BAD_REQUEST. */
+ * given twice, obs-fold, control bytes, a bare CR (or, in a CRLF body, a
+ * bare LF), a line without ':', or a header block over hcap:
+ * UH_E400_BAD_REQUEST. */
 int uh_mp_feed(uh_mp_t *mp, const char *buf, size_t len, size_t *used, uh_mp_event_t *ev);
 
 /* At the end of the body: UH_MP_DONE if the closing delimiter was seen,
