@@ -13,8 +13,8 @@ NATIVE = HERE.parent / "native"
 BUILD = HERE / "_build"
 
 
-def cdef_from_header():
-    text = (NATIVE / "uh_parse.h").read_text()
+def cdef_from_header(name="uh_parse.h"):
+    text = (NATIVE / name).read_text()
     text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
     text = re.sub(r"//[^\n]*", "", text)
     lines = [ln for ln in text.splitlines() if not ln.lstrip().startswith("#")]
