@@ -1,30 +1,53 @@
 #!/bin/sh
-# Bounded libFuzzer run (clang, ASan + UBSan) over native/uh_parse.c.
-#   fuzz/run_libfuzzer.sh [seconds]        default 60
-# Builds into fuzz/_build/, fuzzes a copy of fuzz/corpus/ plus fuzz/regressions/;
-# on a crash the input is saved to fuzz/regressions/ (replayed by
-# fuzz/test_regressions.py) and the script exits non-zero.
+# Bounded libFuzzer runs (clang, ASan + UBSan) over the pure-C files of
+# native/, one target after another, the given seconds split between them.
+#   fuzz/run_libfuzzer.sh [seconds] [target...]     default 60, every target
+# Targets (harness, source, seed corpus, saved crashes):
+#   parse    libfuzzer/fuzz_parse.c    native/uh_parse.c    corpus/          regressions/
+#   wsframe  libfuzzer/fuzz_wsframe.c  native/uh_wsframe.c  corpus_wsframe/  regressions_wsframe/
+# Builds into fuzz/_build/libfuzzer/, fuzzes a copy of the seeds plus the
+# saved crashes; on a crash the input is saved to the target's regressions
+# folder (replayed by fuzz/test_regressions.py), the other targets still
+# run, and the script exits non-zero.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 secs=${1:-60}
+[ $# -gt 0 ] && shift
+targets=${*:-parse wsframe}
 if ! command -v clang >/dev/null 2>&1 || ! ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1; then
   "$here/../tools/setup-deps.sh" fuzz
 fi
 CC=clang
 command -v clang >/dev/null 2>&1 || CC=$(ls /usr/bin/clang-[0-9]* | head -n1)
-out="$here/_build/libfuzzer"
-mkdir -p "$out/corpus" "$here/regressions"
-$CC -g -O1 -std=c99 -Wall -Wextra -Werror -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-    -I"$here/../native" "$here/libfuzzer/fuzz_parse.c" "$here/../native/uh_parse.c" -o "$out/fuzz_parse"
-cp "$here"/corpus/* "$out/corpus/" 2>/dev/null || true
-cp "$here"/regressions/* "$out/corpus/" 2>/dev/null || true
-set +e
-"$out/fuzz_parse" -max_total_time="$secs" -max_len=4096 -timeout=10 -print_final_stats=1 \
-    -artifact_prefix="$here/regressions/" "$out/corpus" 2>"$out/log.txt"
-rc=$?
-set -e
-tail -n 12 "$out/log.txt"
-if [ $rc -ne 0 ]; then
-  echo "libFuzzer found a problem (rc=$rc); input saved in fuzz/regressions/" >&2
-  exit $rc
-fi
+n=0
+for t in $targets; do n=$((n + 1)); done
+each=$((secs / n))
+[ "$each" -ge 1 ] || each=1
+status=0
+for t in $targets; do
+  case "$t" in
+    parse) src=uh_parse.c; corpus=corpus; regs=regressions ;;
+    wsframe) src=uh_wsframe.c; corpus=corpus_wsframe; regs=regressions_wsframe ;;
+    *) echo "unknown target $t" >&2; exit 2 ;;
+  esac
+  out="$here/_build/libfuzzer/$t"
+  rm -rf "$out/corpus"
+  mkdir -p "$out/corpus" "$here/$regs"
+  $CC -g -O1 -std=c99 -Wall -Wextra -Werror -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+      -I"$here/../native" "$here/libfuzzer/fuzz_$t.c" "$here/../native/$src" -o "$out/fuzz_$t"
+  cp "$here/$corpus"/* "$out/corpus/" 2>/dev/null || true
+  cp "$here/$regs"/* "$out/corpus/" 2>/dev/null || true
+  set +e
+  "$out/fuzz_$t" -max_total_time="$each" -max_len=8192 -timeout=10 -print_final_stats=1 \
+      -artifact_prefix="$here/$regs/" "$out/corpus" 2>"$out/log.txt"
+  rc=$?
+  set -e
+  echo "== $t: ${each}s"
+  grep -E '^(stat::number_of_executed_units|stat::peak_rss_mb|INFO: Running|Done)|#[0-9]+ *DONE' "$out/log.txt" || true
+  tail -n 3 "$out/log.txt"
+  if [ $rc -ne 0 ]; then
+    echo "libFuzzer found a problem in $t (rc=$rc); input saved in fuzz/$regs/" >&2
+    status=$rc
+  fi
+done
+exit $status

@@ -266,8 +266,9 @@ int uh_wsp_feed(uh_wsp_t *p, const uint8_t *data, size_t len, size_t *used) {
             n = (size_t)p->remaining;
         }
         int control = is_control(p->frame_op);
-        uint8_t *dst = control ? p->ctrl + p->ctrl_len : p->msg + p->fill;
-        if (n) {                      /* dst may be NULL when nothing is copied */
+        /* msg is NULL when max_msg is 0, and then n is 0 (NULL + 0 is UB) */
+        uint8_t *dst = control ? p->ctrl + p->ctrl_len : n ? p->msg + p->fill : NULL;
+        if (n) {
             if (p->masked) {
                 for (size_t k = 0; k < n; k++) {
                     dst[k] = data[i + k] ^ p->mask[(p->mask_pos + k) & 3];
@@ -282,7 +283,7 @@ int uh_wsp_feed(uh_wsp_t *p, const uint8_t *data, size_t len, size_t *used) {
             p->ctrl_len += n;
         } else {
             p->fill += n;
-            if (p->frag_op == UH_WS_OP_TEXT && p->check_utf8) {
+            if (n && p->frag_op == UH_WS_OP_TEXT && p->check_utf8) {
                 size_t ok = uh_utf8_feed(&p->utf8, dst, n);
                 if (ok < n) {
                     *used = i + ok + 1;
