@@ -324,7 +324,7 @@ int uh_wsp_feed(uh_wsp_t *p, const uint8_t *data, size_t len, size_t *used) {
 
 size_t uh_ws_header(uint8_t out[10], int opcode, int fin, uint64_t len) {
     int ok = opcode == UH_WS_OP_CONT || opcode == UH_WS_OP_TEXT || opcode == UH_WS_OP_BINARY
-             || opcode == UH_WS_OP_CLOSE || opcode == UH_WS_OP_PING || opcode == UH_WS_OP_PONG;
+        || opcode == UH_WS_OP_CLOSE || opcode == UH_WS_OP_PING || opcode == UH_WS_OP_PONG;
     if (!ok || (len >> 63) || (is_control(opcode) && (!fin || len > UH_WS_MAX_CTRL))) {
         return 0;
     }
