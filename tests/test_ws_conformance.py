@@ -109,11 +109,17 @@ class Raw:
             assert b"upgrade: websocket" in lines
 
     def send(self, data):
-        self.s.sendall(data)
+        """Send; a server that has failed the connection may reset it while
+        the rest is still going out (the close frame it sent must still
+        arrive: it half-closes and drains before it closes)."""
+        try:
+            self.s.sendall(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
 
     def send_pieces(self, pieces):
         for p in pieces:
-            self.s.sendall(p)
+            self.send(p)
 
     def _read(self, n):
         while len(self.buf) < n:
@@ -766,12 +772,10 @@ def test_random_garbage_never_stops_the_server(srv):
     rnd = random.Random(6455)
     for _ in range(20):
         c = run(srv, bytes(rnd.randrange(256) for _ in range(rnd.randrange(1, 300))))
-        c.s.settimeout(10)
+        c.s.shutdown(socket.SHUT_WR)   # the server may be waiting inside a frame: EOF ends it
         try:
             while True:
-                fin, op, data = c.recv_frame()
-                if op == CLOSE:
-                    break
+                c.recv_frame()         # whatever comes back is well-formed
         except (EOFError, ConnectionResetError):
             pass
         c.close()
@@ -840,7 +844,15 @@ def test_websocket_clients_are_not_http_connections(fresh):
 ])
 def test_bad_handshake_is_refused(srv, name, req):
     """No 101 without a complete, version-13 upgrade request (RFC 6455 4.2.1)."""
-    out = srv.raw(req, read_until_close=False)
+    s = srv.connect(timeout=10)
+    s.sendall(req)
+    out = b""
+    while b"\r\n\r\n" not in out:
+        b = s.recv(4096)
+        if not b:
+            break
+        out += b
+    s.close()
     status = int(out.split(b" ", 2)[1])
     assert 400 <= status < 500, out[:200]
     if name == "version-8":
