@@ -30,9 +30,12 @@
  *
  * NEED_MORE always consumes the whole slice (every byte is absorbed into the
  * state or the message buffer), so the caller never keeps unparsed bytes.
- * The results (msg_len, opcode, code, ctrl) are valid until the next call.
- * CLOSE and ERROR are final ("sticky"): later calls return the same event
- * again and consume nothing.  Bytes after a close frame are never parsed.
+ * The other events consume up to the end of the frame that completed them
+ * (ERROR: up to the byte that revealed the violation).  The results (msg_len,
+ * opcode, code, ctrl) are valid until the next call.  CLOSE and ERROR are
+ * final ("sticky"): later calls return the same event again and consume
+ * nothing.  Bytes after a close frame are never parsed.  To reuse a state
+ * for a new connection, zero it and set the config again.
  *
  * What is checked (RFC 6455 section 5; the close code sent is in brackets):
  * RSV bits (no extension is negotiated) [1002]; opcodes other than 0, 1, 2,
