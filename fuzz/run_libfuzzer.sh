@@ -5,10 +5,11 @@
 # Targets (harness, source, seed corpus, saved crashes):
 #   parse    libfuzzer/fuzz_parse.c    native/uh_parse.c    corpus/          regressions/
 #   wsframe  libfuzzer/fuzz_wsframe.c  native/uh_wsframe.c  corpus_wsframe/  regressions_wsframe/
-# Builds into fuzz/_build/libfuzzer/, fuzzes a copy of the seeds plus the
-# saved crashes; on a crash the input is saved to the target's regressions
-# folder (replayed by fuzz/test_regressions.py), the other targets still
-# run, and the script exits non-zero.
+# Builds into fuzz/_build/libfuzzer/<target>/ and fuzzes a working corpus
+# there (kept between runs, fed with the seeds and the saved crashes); on a
+# crash the input is saved to the target's regressions folder (replayed by
+# fuzz/test_regressions.py), the other targets still run, and the script
+# exits non-zero.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 secs=${1:-60}
@@ -31,7 +32,6 @@ for t in $targets; do
     *) echo "unknown target $t" >&2; exit 2 ;;
   esac
   out="$here/_build/libfuzzer/$t"
-  rm -rf "$out/corpus"
   mkdir -p "$out/corpus" "$here/$regs"
   $CC -g -O1 -std=c99 -Wall -Wextra -Werror -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
       -I"$here/../native" "$here/libfuzzer/fuzz_$t.c" "$here/../native/$src" -o "$out/fuzz_$t"
