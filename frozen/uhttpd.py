@@ -43,6 +43,7 @@ _ROUTE_FILES = 1
 _ROUTE_RECV = 2
 _ROUTE_WS = 3
 _ROUTE_EVENTS = 4
+_ROUTE_WSAPP = 5
 _METHODS = GET | POST | DELETE
 
 
@@ -110,6 +111,9 @@ class Server:
     :param min_rate: bytes per second that a larger body, an upload or a
         transfer must keep up over each ``timeout`` window (408 and close
         below it); 0 only cuts clients that stop completely.
+    :param ws_queue: bytes queued per application WebSocket client (default
+        16 KiB on unix, 2 KiB on ESP32; at least one ``max_msg`` frame); a
+        client that falls further behind is closed with 1008.
     :param tls: ``(cert, key)``: serve HTTPS.  Each a ``str`` path or
         ``bytes`` content, PEM or DER; a bad or mismatched pair raises
         ``ValueError`` before anything starts.
@@ -119,7 +123,7 @@ class Server:
                  events=0, host="0.0.0.0", max_conns=4, max_header=None,
                  timeout=5, max_body=16 * 1024 * 1024, ext_path="/sd",
                  file_block=None, event_queue=None, event_ping=15,
-                 body_buffer=None, min_rate=None, tls=None):
+                 body_buffer=None, min_rate=None, tls=None, ws_queue=None):
         if acl == AUTH_BASIC:
             if isinstance(auth, str):
                 auth = auth.encode()
@@ -162,7 +166,8 @@ class Server:
                                   int(event_ping * 1000),
                                   _uhttpd.BODY_BUFFER if body_buffer is None else body_buffer,
                                   _uhttpd.MIN_RATE if min_rate is None else min_rate,
-                                  tls)
+                                  tls,
+                                  _uhttpd.WS_QUEUE if ws_queue is None else ws_queue)
         self._event_url = None
         self._core.configure(self._routes, acl, auth, cors)
         for r in preset:
@@ -285,6 +290,41 @@ class Server:
             uhttpd_repl.release()
             raise
         self._routes.append((url, GET, _ROUTE_WS, target))
+
+    def websocket(self, url, callback, clients=4, max_msg=4096, on_open=None, on_close=None,
+                  origins=None):
+        """Application WebSockets at ``url`` (one slot; GET with
+        ``Upgrade: websocket`` only, a plain GET falls through).
+        ``callback(ws, msg)`` runs in the server thread for each complete
+        message (``str`` for text, ``bytes`` for binary); ``on_open(ws)``
+        and ``on_close(ws, code)`` are optional.  At most ``clients`` at
+        once (503 beyond, before the upgrade); messages up to ``max_msg``
+        bytes (a longer one closes with 1009).  ``origins``: a list of
+        allowed ``Origin`` values (others get 403).  ``ws.send(data)`` never
+        waits (a bounded queue per client, ``Server(ws_queue=...)``; a client
+        that falls behind is closed with 1008), ``ws.close(code=1000)``,
+        ``ws.id``.  Every slot is allocated now."""
+        url = _check_url(url)
+        if "*" in url:
+            raise ValueError("the websocket url must not be a wildcard")
+        if not callable(callback):
+            raise TypeError("callback must be callable")
+        for cb in (on_open, on_close):
+            if cb is not None and not callable(cb):
+                raise TypeError("on_open and on_close must be callable or None")
+        if origins is not None:
+            if isinstance(origins, (str, bytes)):
+                origins = [origins]
+            origins = tuple(o.encode() if isinstance(o, str) else bytes(o) for o in origins)
+        self._take(1, "websocket %s" % url)
+        target = self._core.websocket(url, callback, clients, max_msg, on_open, on_close, origins)
+        self._routes.append((url, GET, _ROUTE_WSAPP, target))
+
+    def broadcast(self, url, data):
+        """Send ``data`` (``str``: a text message, ``bytes``: binary) to
+        every client of the WebSocket ``url``; returns how many got it.
+        Never waits on the network."""
+        return self._core.broadcast(_check_url(url), data)
 
     def admin(self, url="/admin", fs="/"):
         """(ext) The device page at ``url`` (one slot): browse, upload,

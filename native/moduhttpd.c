@@ -113,7 +113,8 @@ static mp_obj_t uh_route_find(uh_state_t *st, uh_conn_t *c, const char *path, si
         if (!uh_match(pat, patlen, path, plen)) {
             continue;
         }
-        if (MP_OBJ_SMALL_INT_VALUE(r[2]) == UH_ROUTE_WS && !c->req.upgrade_websocket) {
+        mp_int_t kind = MP_OBJ_SMALL_INT_VALUE(r[2]);
+        if ((kind == UH_ROUTE_WS || kind == UH_ROUTE_WSAPP) && !c->req.upgrade_websocket) {
             continue;   /* a plain GET to the REPL url falls through */
         }
         int mask = mp_obj_get_int(r[1]);
@@ -238,6 +239,9 @@ void uh_handle_request(uh_state_t *st, uh_conn_t *c) {
     switch (hit.kind) {
         case UH_ROUTE_WS:
             uh_ws_upgrade(st, c, hit.target);
+            return;
+        case UH_ROUTE_WSAPP:
+            uh_wsapp_upgrade(st, c, hit.target);
             return;
         case UH_ROUTE_FILES:
             uh_files_serve(st, c, hit.target);
@@ -705,7 +709,7 @@ static void uh_core_tls_free(uh_state_t *st) {
 }
 
 static mp_obj_t uhttpd_core_make_new(const mp_obj_type_t *type, size_t n_args, size_t n_kw, const mp_obj_t *args) {
-    mp_arg_check_num(n_args, n_kw, 13, 13, false);
+    mp_arg_check_num(n_args, n_kw, 14, 14, false);
     mp_obj_t facade = args[0];
     const char *host = mp_obj_str_get_str(args[1]);
     mp_int_t port = mp_obj_get_int(args[2]);
@@ -719,6 +723,10 @@ static mp_obj_t uhttpd_core_make_new(const mp_obj_type_t *type, size_t n_args, s
     mp_int_t body_buffer = mp_obj_get_int(args[10]);
     mp_int_t min_rate = mp_obj_get_int(args[11]);
     mp_obj_t tls = args[12];
+    mp_int_t ws_queue = mp_obj_get_int(args[13]);
+    if (ws_queue < 64 || ws_queue > 16 * 1024 * 1024) {
+        mp_raise_ValueError(MP_ERROR_TEXT("ws_queue must be 64..16777216"));
+    }
     if (events < 0 || events > UH_CEIL_MAX_CONNS) {
         mp_raise_ValueError(MP_ERROR_TEXT("events out of range"));
     }
@@ -774,6 +782,8 @@ static mp_obj_t uhttpd_core_make_new(const mp_obj_type_t *type, size_t n_args, s
     st->ext_path = MP_OBJ_NEW_QSTR(MP_QSTR_);
     st->file_block = UH_DEFAULT_FILE_BLOCK;
     mp_thread_mutex_init(&st->close_mutex);
+    mp_thread_mutex_init(&st->ws_mutex);
+    st->ws_qsize = (size_t)ws_queue;
     st->conns = m_new0(uh_conn_t, st->max_conns);
     /* per connection: head + body, then the header slots */
     size_t cap = (st->max_header + st->body_buffer + 7) & ~(size_t)7;
@@ -955,6 +965,20 @@ static mp_obj_t uhttpd_core_del(mp_obj_t self_in) {
 }
 static MP_DEFINE_CONST_FUN_OBJ_1(uhttpd_core_del_obj, uhttpd_core_del);
 
+/* websocket(url, callback, clients, max_msg, on_open, on_close, origins)
+ * -> the route target; every client slot is allocated now. */
+static mp_obj_t uhttpd_core_websocket(size_t n_args, const mp_obj_t *args) {
+    uhttpd_core_obj_t *self = MP_OBJ_TO_PTR(args[0]);
+    return uh_wsapp_add(self->st, args + 1);
+}
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(uhttpd_core_websocket_obj, 8, 8, uhttpd_core_websocket);
+
+static mp_obj_t uhttpd_core_broadcast(mp_obj_t self_in, mp_obj_t url, mp_obj_t data) {
+    uhttpd_core_obj_t *self = MP_OBJ_TO_PTR(self_in);
+    return uh_wsapp_broadcast(self->st, url, data);
+}
+static MP_DEFINE_CONST_FUN_OBJ_3(uhttpd_core_broadcast_obj, uhttpd_core_broadcast);
+
 /* stats() -> (loop passes so far, handler depth limit): the idle cost
  * measurement counts passes per second. */
 static mp_obj_t uhttpd_core_stats(mp_obj_t self_in) {
@@ -979,6 +1003,8 @@ static const mp_rom_map_elem_t uhttpd_core_locals_table[] = {
     { MP_ROM_QSTR(MP_QSTR_close), MP_ROM_PTR(&uhttpd_core_close_obj) },
     { MP_ROM_QSTR(MP_QSTR_running), MP_ROM_PTR(&uhttpd_core_running_obj) },
     { MP_ROM_QSTR(MP_QSTR_stats), MP_ROM_PTR(&uhttpd_core_stats_obj) },
+    { MP_ROM_QSTR(MP_QSTR_websocket), MP_ROM_PTR(&uhttpd_core_websocket_obj) },
+    { MP_ROM_QSTR(MP_QSTR_broadcast), MP_ROM_PTR(&uhttpd_core_broadcast_obj) },
     { MP_ROM_QSTR(MP_QSTR___del__), MP_ROM_PTR(&uhttpd_core_del_obj) },
 };
 static MP_DEFINE_CONST_DICT(uhttpd_core_locals_dict, uhttpd_core_locals_table);
@@ -1070,6 +1096,7 @@ static const mp_rom_map_elem_t uhttpd_module_globals_table[] = {
     { MP_ROM_QSTR(MP_QSTR_BODY_BUFFER), MP_ROM_INT(UH_DEFAULT_BODY_BUFFER) },
     { MP_ROM_QSTR(MP_QSTR_MAX_HEADER), MP_ROM_INT(UH_DEFAULT_MAX_HEADER) },
     { MP_ROM_QSTR(MP_QSTR_MIN_RATE), MP_ROM_INT(UH_DEFAULT_MIN_RATE) },
+    { MP_ROM_QSTR(MP_QSTR_WS_QUEUE), MP_ROM_INT(UH_DEFAULT_WS_QUEUE) },
     { MP_ROM_QSTR(MP_QSTR_TLS), MP_ROM_INT(UH_TLS) },
 };
 static MP_DEFINE_CONST_DICT(uhttpd_module_globals, uhttpd_module_globals_table);

@@ -136,4 +136,15 @@
 #define UH_TLS_SESSION_LIFETIME (86400)
 #endif
 
+/* Send queue per application WebSocket client (bytes, allocated by
+ * websocket(); at least one max_msg frame).  A client that falls this far
+ * behind is closed with 1008. */
+#ifndef UH_DEFAULT_WS_QUEUE
+#if defined(ESP_PLATFORM)
+#define UH_DEFAULT_WS_QUEUE (2048)
+#else
+#define UH_DEFAULT_WS_QUEUE (16384)
+#endif
+#endif
+
 #endif

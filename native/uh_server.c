@@ -39,6 +39,7 @@ static const uh_kind_t *const uh_kinds[] = {
     &uh_kind_http,
     &uh_kind_sse,
     &uh_kind_repl,
+    &uh_kind_wsapp,
 };
 #define UH_NKINDS (sizeof(uh_kinds) / sizeof(uh_kinds[0]))
 
@@ -110,6 +111,14 @@ static void uh_cull_bad(uh_state_t *st, struct pollfd *p, uh_pent_t *e, size_t n
  * waits for wev; the pass returns wc's revents (0 when it did not fire)
  * after at most max_ms (-1: until something happens). */
 static short uh_loop_pass(uh_state_t *st, uh_conn_t *wc, short wev, int32_t max_ms) {
+    if (st->pfds_next != NULL && st->depth == 0) {
+        /* websocket() added members: take the larger poll arrays (nothing
+         * else uses the old ones at the top level) */
+        st->pents = st->pents_next;
+        st->npoll = st->npoll_next;
+        st->pfds = st->pfds_next;
+        st->pfds_next = NULL;
+    }
     size_t d = st->depth;
     struct pollfd *p = st->pfds + d * st->npoll;
     uh_pent_t *e = st->pents + d * st->npoll;
@@ -263,15 +272,16 @@ static void uh_state_unlink(uh_state_t *st) {
  * native/micropython.cmake and .mk): uh_stop_all_servers() below asks every
  * server to stop, wakes it and waits (bounded) until its thread has left the
  * loop, closed its sockets and returned, and only then are threads deleted.
- * A server thread that cannot stop in time (a handler in an endless loop)
- * is deleted as before; it holds no lwIP lock then, only the GIL, which
- * mp_init() re-creates.
+ * A server thread that cannot stop in time (a handler in an endless loop,
+ * or one blocked in a socket call of its own) is deleted as before: then
+ * the old risk remains, which only such a handler can bring back.
  *
  * MicroPython 1.25.0's esp32 port can delete a thread twice when it ended
  * just before mp_thread_deinit (fixed upstream in e1ab04e, v1.26): the
  * finished task's pre-deletion hook runs in the idle task, which may not
- * have run yet.  After stopping the servers the hook sleeps a few ticks so
- * the idle task reaps their tasks first.  Threads of your own (_thread)
+ * have run yet.  Whenever a server thread ended in this cycle (stopped
+ * here, or by close() just before the reset), the hook sleeps a few ticks
+ * so the idle task reaps those tasks first.  Threads of your own (_thread)
  * still need MicroPython >= 1.26 for the general fix.
  *
  * Left behind in static memory: the fd bitmap (uh_io.c; all closed by then)
@@ -279,6 +289,9 @@ static void uh_state_unlink(uh_state_t *st) {
  * import's __init__ starts afresh (and a re-import within a cycle does
  * nothing).
  */
+/* A server thread ended in this reset cycle (see the deinit hook). */
+static volatile uint8_t uh_thread_ended;
+
 static void *uh_thread_entry(void *arg) {
     uh_state_t *st = arg;
     /* Take the GIL before touching thread state: the creator adjusts
@@ -309,6 +322,7 @@ static void *uh_thread_entry(void *arg) {
     }
     uh_wakeup_close(&st->wake);
     uh_state_unlink(st);
+    uh_thread_ended = 1;
     st->running = 0;
     mp_thread_finish();
     MP_THREAD_GIL_EXIT();
@@ -383,14 +397,17 @@ void __wrap_mp_thread_deinit(void) {
      * with the GIL held and the VM still usable. */
     if (MP_STATE_VM(uhttpd_servers) != NULL) {
         uh_stop_all_servers(2000);
-        #if defined(ESP_PLATFORM)
+    }
+    #if defined(ESP_PLATFORM)
+    if (uh_thread_ended) {
         /* let the idle task run the pre-deletion hook of the tasks that
-         * just ended (the 1.25 double-delete bug, see above) */
+         * ended (the 1.25 double-delete bug, see above) */
         MP_THREAD_GIL_EXIT();
         vTaskDelay(pdMS_TO_TICKS(20) ? pdMS_TO_TICKS(20) : 2);
         MP_THREAD_GIL_ENTER();
-        #endif
     }
+    #endif
+    uh_thread_ended = 0;
     uh_module_cycle_end();
     __real_mp_thread_deinit();
 }

@@ -48,6 +48,7 @@ enum {
     UH_ROUTE_RECV = 2,    /* target: file receiver config (uh_files.c) */
     UH_ROUTE_WS = 3,      /* target: REPL config (uh_ws.c); matches only upgrade requests */
     UH_ROUTE_EVENTS = 4,  /* target: None (uh_sse.c) */
+    UH_ROUTE_WSAPP = 5,   /* target: WebSocket route (uh_wsapp.c); matches only upgrade requests */
 };
 
 /* ---- the I/O layer (uh_io.c) -------------------------------------------- */
@@ -113,6 +114,7 @@ typedef struct _uh_kind_t {
 extern const uh_kind_t uh_kind_http;
 extern const uh_kind_t uh_kind_sse;
 extern const uh_kind_t uh_kind_repl;
+extern const uh_kind_t uh_kind_wsapp;
 
 /* ---- HTTP connections ---------------------------------------------------- */
 
@@ -204,7 +206,13 @@ typedef struct {
 /* Connections refused with 503 (no slot) linger here, reading and
  * discarding until EOF or UH_LINGER_MS, so the client reads the 503
  * instead of a reset; when these are full too, the socket just closes. */
+#ifndef UH_REJECT_SLOTS
+#if defined(ESP_PLATFORM)
+#define UH_REJECT_SLOTS (1)      /* lwIP sockets are few */
+#else
 #define UH_REJECT_SLOTS (4)
+#endif
+#endif
 typedef struct {
     int fd;
     uint32_t deadline;
@@ -255,6 +263,14 @@ typedef struct _uh_state_t {
     uint32_t sse_ping_ms;
     uint32_t sse_next_ping;
     mp_thread_mutex_t sse_mutex; /* queues: dispatch() (any thread) vs loop */
+    mp_thread_mutex_t ws_mutex;   /* WebSocket queues and states: send() (any thread) vs loop */
+    size_t ws_qsize;             /* send queue bytes per WebSocket client */
+    struct _uh_wsroute_t *wsroutes;
+    /* poll arrays grown by websocket(): the loop switches to them at its
+     * top level (no nested pass uses the old ones then) */
+    struct pollfd *volatile pfds_next;
+    uh_pent_t *pents_next;
+    size_t npoll_next;
     mp_thread_mutex_t close_mutex;
     int close_q[UH_CLOSE_QUEUE];
     volatile size_t n_close;
@@ -359,6 +375,11 @@ void uh_sse_alloc(uh_state_t *st, size_t n, size_t qsize);         /* GIL held *
 void uh_sse_accept(uh_state_t *st, uh_conn_t *c);                 /* GIL held */
 mp_obj_t uh_sse_dispatch(uh_state_t *st, mp_obj_t data, mp_obj_t event); /* GIL held */
 size_t uh_sse_count(uh_state_t *st);
+
+/* ---- uh_wsapp.c ----------------------------------------------------------- */
+void uh_wsapp_upgrade(uh_state_t *st, uh_conn_t *c, mp_obj_t target);   /* GIL held */
+mp_obj_t uh_wsapp_add(uh_state_t *st, const mp_obj_t *args);           /* GIL held */
+mp_obj_t uh_wsapp_broadcast(uh_state_t *st, mp_obj_t url, mp_obj_t data);
 
 /* ---- uh_ws.c: answer a WebSocket upgrade on the REPL url and hand the
  * socket over to the REPL (GIL held).  On success the connection is

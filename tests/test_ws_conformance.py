@@ -23,31 +23,16 @@ import json
 import os
 import socket
 import struct
-import subprocess
 
 import pytest
 import requests
 
-from uhttpd_testlib import APPS, BINARY, start_app, stop_app
+from uhttpd_testlib import start_app, stop_app
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 TEXT, BINARY_OP, CONT, CLOSE, PING, PONG = 1, 2, 0, 8, 9, 10
 MAX_MSG = 65536
 KOSME = b"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5"   # "κόσμε" as Autobahn spells it
-
-
-def _probe():
-    """'WS' when this build has Server.websocket, 'NOWS' when not."""
-    env = dict(os.environ, MICROPYPATH=str(APPS) + ":.frozen")
-    try:
-        out = subprocess.run([BINARY, str(APPS / "wsecho.py"), "probe"], env=env,
-                             capture_output=True, timeout=30).stdout
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"   # no binary: fail below like every other module
-    return out.decode(errors="replace").strip().split("\n")[0]
-
-
-pytestmark = pytest.mark.skipif(_probe() == "NOWS", reason="application WebSockets not built yet")
 
 
 # ---- frames, client side

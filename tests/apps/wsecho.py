@@ -1,7 +1,5 @@
 # Test app: application WebSockets (design.md section 10), an echo at /echo.
-# argv: clients=N max_msg=N max_conns=N, or "probe" (print whether the API
-# exists and exit).  Prints READY <port>, or NOWS when this build has no
-# Server.websocket yet (tests/test_ws_conformance.py then skips).
+# argv: clients=N max_msg=N max_conns=N.  Prints READY <port>.
 import sys
 import json
 import time
@@ -11,13 +9,6 @@ opts = {}
 for a in sys.argv[1:]:
     k, _, v = a.partition("=")
     opts[k] = v
-
-if not hasattr(uhttpd.Server, "websocket"):
-    print("NOWS")
-    sys.exit(0)
-if "probe" in opts:
-    print("WS")
-    sys.exit(0)
 
 srv = uhttpd.Server(0, host="127.0.0.1", max_conns=int(opts.get("max_conns", "4")))
 live = {}      # ws.id -> ws, from on_open to on_close
