@@ -3,8 +3,11 @@
 (one worker) side by side in one run.  Servers are pinned to CPU 0, load
 generators (wrk, ab, curl, this script) to CPU 1.  Prints a markdown report
 and writes it to bench/results.md.  Numbers are measured, never asserted.
+The "tls" section puts uhttpd over HTTPS beside a bare mbedTLS loop
+(tls_bare.c) and nginx (see tls_section).
 
     python3 bench/bench.py --binary build/unix/micropython [--quick] [--json FILE]
+        [--only core|mem|files|sse|tls ...]
 """
 import argparse
 import json
@@ -521,6 +524,11 @@ def tls_upload(url, crt, path):
 
 
 def tls_section(binary, work, www, up, secs, quick):
+    """HTTPS: uhttpd (the MicroPython server), the uh_tls C loop, the bare
+    blocking mbedTLS loop and nginx with one certificate: handshakes; then
+    uhttpd and nginx: a keep-alive download and an upload; uhttpd's main
+    program during 50 concurrent handshakes; and, in a second uhttpd with
+    cmem_shim preloaded, the MicroPython and C heap per TLS connection."""
     b = tls_build(work)
     crt, key = b["crt"], b["key"]
     out = {"cipher": TLS_CIPHER, "mbedtls": b["mbedtls"], "host_in": b["host_in"],
@@ -667,7 +675,7 @@ def main():
     a = ap.parse_args()
     secs = 2 if a.quick else 5
     binary = os.path.abspath(a.binary)
-    for tool in ("wrk", "ab", "nginx", "curl", "taskset"):
+    for tool in ("wrk", "ab", "nginx", "curl", "taskset", "openssl"):
         if not shutil.which(tool) and not os.path.exists("/usr/sbin/" + tool):
             subprocess.run([str(ROOT / "tools" / "setup-deps.sh"), "bench"], check=True)
             break
