@@ -3,8 +3,11 @@
 (one worker) side by side in one run.  Servers are pinned to CPU 0, load
 generators (wrk, ab, curl, this script) to CPU 1.  Prints a markdown report
 and writes it to bench/results.md.  Numbers are measured, never asserted.
+The "tls" section puts uhttpd over HTTPS beside a bare mbedTLS loop
+(tls_bare.c) and nginx (see tls_section).
 
     python3 bench/bench.py --binary build/unix/micropython [--quick] [--json FILE]
+        [--only core|mem|files|sse|tls ...]
 """
 import argparse
 import json
@@ -26,6 +29,8 @@ import zipfile
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parent
 BUILD = HERE / "_build"
+SECTIONS = ["core", "mem", "files", "sse", "tls"]
+LAST = BUILD / "last.json"      # the raw numbers of the last run, per section
 SERVER_CPU = "0"
 CLIENT_CPU = "1"
 
@@ -56,10 +61,11 @@ def wait_port(port, proc, timeout=15):
 
 
 class Server:
-    def __init__(self, name, cmd, port=None, ready_line=False, cwd=None):
+    def __init__(self, name, cmd, port=None, ready_line=False, cwd=None, env=None, scheme="http"):
         self.name = name
         self.proc = subprocess.Popen(["taskset", "-c", SERVER_CPU] + cmd, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, cwd=cwd, start_new_session=True)
+                                     stderr=subprocess.PIPE, cwd=cwd, start_new_session=True,
+                                     env=env)
         self.extra = []
         if ready_line:
             line = self.proc.stdout.readline().decode()
@@ -71,7 +77,7 @@ class Server:
         else:
             self.port = port
         wait_port(self.port, self.proc)
-        self.url = "http://127.0.0.1:%d" % self.port
+        self.url = "%s://127.0.0.1:%d" % (scheme, self.port)
 
     def alive(self):
         return self.proc.poll() is None
@@ -302,6 +308,340 @@ def sse_bench(srv, n=1000, listeners=3):
     return {"ms": ms, "events_per_s": n * listeners / (ms / 1000), "delivered": counts}
 
 
+# ---- TLS ------------------------------------------------------------------------
+# One ECDSA P-256 certificate for every server; TLS 1.2 (mbedTLS 2.28 on the
+# host has no TLS 1.3 server) and one cipher suite for all clients, so the
+# servers do the same work: X25519 key exchange, ECDSA signature,
+# AES-128-GCM records.
+TLS_CIPHER = "ECDHE-ECDSA-AES128-GCM-SHA256"
+# ESP32 record buffers (the board's generated sdkconfig.h:
+# CONFIG_MBEDTLS_SSL_IN_CONTENT_LEN / _OUT_CONTENT_LEN, ASYMMETRIC_CONTENT_LEN
+# set, DYNAMIC_BUFFER not set)
+ESP32_IN_CONTENT, ESP32_OUT_CONTENT = 16384, 4096
+
+sys.path.insert(0, str(HERE))
+import tls_bench  # noqa: E402  (make_cert, build_harness, harness_mem, s_time, cpu_ticks)
+
+
+def nginx_tls_conf(port, www, dav, crt, key):
+    d = BUILD / "nginx-tls"
+    (d / "logs").mkdir(parents=True, exist_ok=True)
+    (d / "tmp").mkdir(exist_ok=True)
+    conf = d / "nginx.conf"
+    conf.write_text("""
+daemon off;
+master_process on;
+worker_processes 1;
+pid %(d)s/nginx.pid;
+error_log %(d)s/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    sendfile on;
+    keepalive_requests 1000000;
+    client_body_temp_path %(d)s/tmp;
+    proxy_temp_path %(d)s/tmp;
+    fastcgi_temp_path %(d)s/tmp;
+    uwsgi_temp_path %(d)s/tmp;
+    scgi_temp_path %(d)s/tmp;
+    client_max_body_size 0;
+    server {
+        listen 127.0.0.1:%(port)d ssl;
+        ssl_certificate %(crt)s;
+        ssl_certificate_key %(key)s;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_ecdh_curve X25519:prime256v1;
+        ssl_session_tickets on;
+        ssl_session_cache shared:S:1m;
+        location = / { default_type text/plain; return 200 'Hello, World!'; }
+        location /files/ { alias %(www)s/; }
+        location /up/ { alias %(dav)s/; dav_methods PUT; create_full_put_path on; }
+    }
+}
+""" % {"d": d, "port": port, "www": www, "dav": dav, "crt": crt, "key": key})
+    return conf
+
+
+def tls_build(work):
+    """Certificate, the tls_bare harness (plain and counting), the C heap
+    shim, and the host mbedTLS record sizes."""
+    crt, key = tls_bench.make_cert(work)
+    exe, mem = tls_bench.build_harness(work)
+    shim = work / "cmem_shim.so"
+    r = sh(["gcc", "-shared", "-fPIC", "-O2", "-o", str(shim), str(HERE / "cmem_shim.c")])
+    if r.returncode:
+        raise RuntimeError("cmem_shim: %s" % r.stderr)
+    probe = work / "mbedtls_lens.c"
+    probe.write_text('#include <stdio.h>\n#include "mbedtls/version.h"\n#include "mbedtls/ssl.h"\n'
+                     'int main(void) { printf("%d %d %s\\n", (int)MBEDTLS_SSL_IN_CONTENT_LEN, '
+                     '(int)MBEDTLS_SSL_OUT_CONTENT_LEN, MBEDTLS_VERSION_STRING); return 0; }\n')
+    r = sh(["gcc", "-o", str(work / "mbedtls_lens"), str(probe)])
+    lens = sh([str(work / "mbedtls_lens")]).stdout.split() if r.returncode == 0 else ["16384", "16384", "?"]
+    speed = work / "tls_cipher_speed"
+    r = sh(["gcc", "-std=c99", "-O2", "-o", str(speed), str(HERE / "tls_cipher_speed.c"), "-lmbedcrypto"])
+    if r.returncode:
+        raise RuntimeError("tls_cipher_speed: %s" % r.stderr)
+    return {"crt": crt, "key": key, "exe": exe, "mem": mem, "shim": shim, "speed": speed,
+            "host_in": int(lens[0]), "host_out": int(lens[1]), "mbedtls": lens[2]}
+
+
+def cipher_ceiling(speed):
+    """AES-128-GCM on 16 KiB records on the server core, MiB/s: mbedTLS
+    (bench/tls_cipher_speed.c) and OpenSSL (`openssl speed`), seal and open."""
+    out = {}
+    m = re.search(r"seal (\d+) open (\d+)", sh(["taskset", "-c", SERVER_CPU, str(speed), "1"]).stdout)
+    out["mbedtls_seal"], out["mbedtls_open"] = (float(m.group(1)), float(m.group(2))) if m else (None, None)
+    for k, extra in (("openssl_seal", []), ("openssl_open", ["-decrypt"])):
+        r = sh(["taskset", "-c", SERVER_CPU, "openssl", "speed"] + extra + ["-evp", "aes-128-gcm", "-bytes",
+                                                                          "16384", "-seconds", "1"])
+        m = re.search(r"(?m)^AES-128-GCM\s+([\d.]+)k", r.stdout)
+        out[k] = float(m.group(1)) * 1000 / (1024 * 1024) if m else None
+    return out
+
+
+def cmem(path):
+    """(bytes in use, peak, allocations) of a process running cmem_shim."""
+    import struct
+    with open(path, "rb") as f:
+        return struct.unpack("=qqq", f.read(24))
+
+
+def cmem_reset_peak(path):
+    import struct
+    cur = cmem(path)[0]
+    with open(path, "r+b") as f:
+        f.seek(8)
+        f.write(struct.pack("=q", cur))
+
+
+def cmem_settle(path, timeout=3.0):
+    """The C heap once it stops moving (the server finished the last close)."""
+    last = cmem(path)[0]
+    deadline = time.monotonic() + timeout
+    stable = 0
+    while time.monotonic() < deadline and stable < 3:
+        time.sleep(0.03)
+        cur = cmem(path)[0]
+        stable = stable + 1 if cur == last else 0
+        last = cur
+    return last
+
+
+def tls_ctx(crt):
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(str(crt))
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_ciphers(TLS_CIPHER)
+    return ctx
+
+
+def tls_request(port, ctx, path, keep=False, timeout=20):
+    """One HTTPS GET on a new connection (a full handshake): the body, or
+    (socket, body) with keep=True (the connection stays open, idle)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        t = ctx.wrap_socket(s, server_hostname="localhost")
+    except BaseException:
+        s.close()
+        raise
+    try:
+        t.sendall(("GET %s HTTP/1.1\r\nHost: localhost\r\n%s\r\n"
+                   % (path, "" if keep else "Connection: close\r\n")).encode())
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            b = t.recv(4096)
+            if not b:
+                raise OSError("closed before the reply head")
+            buf += b
+        head, _, body = buf.partition(b"\r\n\r\n")
+        m = re.search(rb"(?i)\r\ncontent-length:\s*(\d+)", head)
+        n = int(m.group(1)) if m else 0
+        while len(body) < n:
+            b = t.recv(65536)
+            if not b:
+                raise OSError("closed inside the body")
+            body += b
+    except BaseException:
+        t.close()
+        raise
+    if keep:
+        return t, body
+    t.close()
+    return body
+
+
+def tls_storm(port, ctx, conns, secs):
+    """conns threads, each making full handshakes (GET /, close) back to
+    back for secs: {handshakes, errors}."""
+    stop = time.monotonic() + secs
+    done, errs = [0] * conns, [0] * conns
+    bar = threading.Barrier(conns)
+
+    def worker(i):
+        bar.wait()
+        while time.monotonic() < stop:
+            try:
+                tls_request(port, ctx, "/")
+                done[i] += 1
+            except Exception:
+                errs[i] += 1
+    ths = [threading.Thread(target=worker, args=(i,)) for i in range(conns)]
+    for t in ths:
+        t.start()
+    for t in ths:
+        t.join(secs + 60)
+    return {"handshakes": sum(done), "errors": sum(errs), "seconds": secs}
+
+
+def curl_tls(crt):
+    return ["taskset", "-c", CLIENT_CPU, "curl", "-s", "--max-time", "120", "--cacert", str(crt),
+            "--tls-max", "1.2", "--ciphers", TLS_CIPHER]
+
+
+def tls_download(url, crt, n):
+    """n downloads of url by one curl on one connection: the median speed of
+    the ones that reused it (keep-alive), and how many did."""
+    args = curl_tls(crt) + ["-w", "%{speed_download} %{num_connects} %{http_code}\\n"]
+    for _ in range(n):
+        args += ["-o", "/dev/null", url]
+    r = sh(args)
+    reused, codes = [], set()
+    for line in r.stdout.split("\n"):
+        if line.strip():
+            sp, nc, code = line.split()
+            codes.add(code)
+            if nc == "0":
+                reused.append(float(sp))
+    return {"mibs": mib(median(reused)) if reused else None, "reused": len(reused), "n": n,
+            "codes": sorted(codes)}
+
+
+def tls_upload(url, crt, path):
+    r = sh(curl_tls(crt) + ["-o", "/dev/null", "-w", "%{speed_upload} %{http_code}", "-T", str(path), url])
+    sp, code = r.stdout.split()
+    return float(sp), code
+
+
+def tls_section(binary, work, www, up, secs, quick):
+    """HTTPS: uhttpd (the MicroPython server), the uh_tls C loop, the bare
+    blocking mbedTLS loop and nginx with one certificate: handshakes; then
+    uhttpd and nginx: a keep-alive download and an upload; uhttpd's main
+    program during 50 concurrent handshakes; and, in a second uhttpd with
+    cmem_shim preloaded, the MicroPython and C heap per TLS connection."""
+    b = tls_build(work)
+    crt, key = b["crt"], b["key"]
+    out = {"cipher": TLS_CIPHER, "mbedtls": b["mbedtls"], "host_in": b["host_in"],
+           "host_out": b["host_out"]}
+    out["harness_mem"] = tls_bench.harness_mem(b["mem"], crt, key)
+    out["ceiling"] = cipher_ceiling(b["speed"])
+    app = str(HERE / "apps" / "uhttpd_tls_app.py")
+    servers = {}
+    try:
+        servers["uhttpd"] = Server("uhttpd-tls", [binary, app, str(crt), str(key), str(www), str(up)],
+                                   ready_line=True, scheme="https")
+        servers["uh_tls loop"] = Server("tls_bare", [str(b["exe"]), "--cert", str(crt), "--key", str(key)],
+                                        ready_line=True, scheme="https")
+        servers["bare mbedTLS"] = Server("tls_bare --bare", [str(b["exe"]), "--bare", "--cert", str(crt),
+                                                             "--key", str(key)], ready_line=True, scheme="https")
+        nport = free_port()
+        servers["nginx"] = Server("nginx-tls", ["nginx", "-c", str(nginx_tls_conf(nport, www, up, crt, key)),
+                                                "-p", str(BUILD / "nginx-tls")], port=nport, scheme="https")
+
+        # handshakes: openssl s_time, 2 clients, servers in turns, best of the rounds
+        hz = os.sysconf("SC_CLK_TCK")
+        hs = {name: {"full": 0.0, "resumed": 0.0, "full_cpu": 0.0, "resumed_cpu": 0.0} for name in servers}
+        rounds = 1 if quick else 3
+        for _ in range(rounds):
+            for mode, k in (("-new", "full"), ("-reuse", "resumed")):
+                for name, srv in servers.items():
+                    c0 = tls_bench.cpu_ticks(srv.proc.pid)
+                    rate, n = tls_bench.s_time(srv.port, mode, secs, 2, cipher=TLS_CIPHER)
+                    cpu = (tls_bench.cpu_ticks(srv.proc.pid) - c0) / hz
+                    hs[name][k] = max(hs[name][k], rate)
+                    hs[name][k + "_cpu"] = max(hs[name][k + "_cpu"], n / cpu if cpu > 0 else 0)
+        out["handshakes"] = hs
+        out["s_time"] = {"clients": 2, "seconds": secs, "rounds": rounds}
+
+        # files over TLS, uhttpd and nginx taking turns; per round the median
+        # of the transfers, the best round counts (as for the handshakes)
+        reps = 3
+        files = {name: {"down1m": None, "up16m": 0.0, "up_codes": set()} for name in ("uhttpd", "nginx")}
+        for _ in range(rounds):
+            for name, f in files.items():
+                srv = servers[name]
+                d = tls_download(srv.url + "/files/f1m.bin", crt, 4 if quick else 10)
+                if f["down1m"] is None or (d["mibs"] or 0) > (f["down1m"]["mibs"] or 0):
+                    f["down1m"] = d
+                upl = []
+                for i in range(reps):
+                    target = "/up%s/t%d.bin" % (up, i) if name == "uhttpd" else "/up/t%d.bin" % i
+                    sp, code = tls_upload(srv.url + target, crt, www / "f16m.bin")
+                    upl.append(sp)
+                    f["up_codes"].add(code)
+                f["up16m"] = max(f["up16m"], mib(median(upl)))
+        for f in files.values():
+            f["up_codes"] = sorted(f["up_codes"])
+        out["files"] = files
+
+        # the main program during 50 concurrent handshakes
+        ctx = tls_ctx(crt)
+        port = servers["uhttpd"].port
+        tls_request(port, ctx, "/lat?reset=1")
+        time.sleep(2)
+        idle = int(tls_request(port, ctx, "/lat?reset=1").split()[0])
+        storm = tls_storm(port, ctx, 50, 3 if quick else 5)
+        worst, iters = (int(x) for x in tls_request(port, ctx, "/lat?reset=1").split())
+        out["latency"] = {"idle_worst_us": idle, "storm_worst_us": worst, "storm_iterations": iters,
+                          **storm}
+    finally:
+        for s in servers.values():
+            s.stop()
+
+    # memory: a separate uhttpd with the C heap shim preloaded
+    cm = work / "cmem.bin"
+    env = dict(os.environ, LD_PRELOAD=str(b["shim"]), UH_CMEM_FILE=str(cm))
+    srv = Server("uhttpd-tls-cmem", [binary, app, str(crt), str(key), str(www), str(up)], ready_line=True,
+                 env=env, scheme="https")
+    socks = []
+    try:
+        ctx = tls_ctx(crt)
+        port = srv.port
+        for _ in range(24):     # session cache and first-use allocations
+            tls_request(port, ctx, "/")
+        for _ in range(3):
+            tls_request(port, ctx, "/mem")
+        n = 30
+        base_c = cmem_settle(cm)
+        base_mp = int(tls_request(port, ctx, "/mem"))
+        for _ in range(n):
+            socks.append(tls_request(port, ctx, "/", keep=True)[0])
+        idle_c = cmem_settle(cm)
+        during_mp = int(tls_request(port, ctx, "/mem"))
+        for s in socks:
+            s.close()
+        socks = []
+        base1 = cmem_settle(cm)
+        cmem_reset_peak(cm)
+        s1 = tls_request(port, ctx, "/", keep=True)[0]
+        est1 = cmem_settle(cm)
+        peak1 = cmem(cm)[1]
+        s1.close()
+        base2 = cmem_settle(cm)
+        cmem_reset_peak(cm)
+        storm = tls_storm(port, ctx, 50, 2)
+        peak50 = cmem(cm)[1]
+        out["mem"] = {"n": n, "mp_growth": during_mp - base_mp, "c_idle_per_conn": (idle_c - base_c) / n,
+                      "c_established_one": est1 - base1, "c_peak_one": peak1 - base1,
+                      "c_peak_storm50": peak50 - base2, "storm_handshakes": storm["handshakes"],
+                      "c_server_total": base_c}
+    finally:
+        for s in socks:
+            s.close()
+        srv.stop()
+    return out
+
+
 # ---- report ------------------------------------------------------------------------
 
 def fmt(v, nd=0):
@@ -310,16 +650,32 @@ def fmt(v, nd=0):
     return ("{:,.%df}" % nd).format(v)
 
 
+def start_plain(servers, results, binary, www, up, md):
+    """uhttpd, Microdot and nginx over plain HTTP."""
+    servers["uhttpd"] = Server("uhttpd", [binary, str(HERE / "apps" / "uhttpd_app.py"), str(www), str(up)],
+                               ready_line=True)
+    results["uhttpd_heap_server"] = int(servers["uhttpd"].extra[0])
+    results["uhttpd_heap_with_files"] = int(servers["uhttpd"].extra[1])
+    mport = free_port()
+    servers["microdot"] = Server("microdot", [binary, str(HERE / "apps" / "microdot_app.py"), str(md),
+                                              str(www), str(up), str(mport)], port=mport)
+    nport = free_port()
+    servers["nginx"] = Server("nginx", ["nginx", "-c", str(nginx_conf(nport, www, up)),
+                                        "-p", str(BUILD / "nginx")], port=nport)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--binary", default=str(ROOT / "build" / "unix" / "micropython"))
     ap.add_argument("--quick", action="store_true", help="shorter runs (2 s per point)")
     ap.add_argument("--json", help="also dump raw numbers to this file")
-    ap.add_argument("--only", choices=["core", "mem", "files", "sse"], action="append")
+    ap.add_argument("--only", choices=SECTIONS, action="append",
+                    help="run these sections only; the report keeps the other sections of the "
+                         "last run (bench/_build/last.json)")
     a = ap.parse_args()
     secs = 2 if a.quick else 5
     binary = os.path.abspath(a.binary)
-    for tool in ("wrk", "ab", "nginx", "curl", "taskset"):
+    for tool in ("wrk", "ab", "nginx", "curl", "taskset", "openssl"):
         if not shutil.which(tool) and not os.path.exists("/usr/sbin/" + tool):
             subprocess.run([str(ROOT / "tools" / "setup-deps.sh"), "bench"], check=True)
             break
@@ -337,25 +693,17 @@ def main():
     (www / "f16m.bin").write_bytes(os.urandom(16 << 20))
     for f in www.iterdir():
         os.chmod(f, 0o644)
-    md = microdot_dir()
+    only = set(a.only or SECTIONS)
+    plain = bool(only & {"core", "mem", "files", "sse"})
+    md = microdot_dir() if plain else None
     results = {"date": time.strftime("%Y-%m-%d %H:%M"), "cpus": os.cpu_count(),
                "micropython": sh([binary, "-c", "import sys; print(sys.version)"]).stdout.strip(),
                "nginx": sh(["nginx", "-v"]).stderr.strip(),
                "wrk": sh(["wrk", "-v"]).stdout.split("\n")[0].strip(), "microdot": "2.7.0"}
     servers = {}
-    only = set(a.only or ["core", "mem", "files", "sse"])
     try:
-        servers["uhttpd"] = Server("uhttpd", [binary, str(HERE / "apps" / "uhttpd_app.py"), str(www), str(up)],
-                                   ready_line=True)
-        results["uhttpd_heap_server"] = int(servers["uhttpd"].extra[0])
-        results["uhttpd_heap_with_files"] = int(servers["uhttpd"].extra[1])
-        mport = free_port()
-        servers["microdot"] = Server("microdot", [binary, str(HERE / "apps" / "microdot_app.py"), str(md),
-                                                  str(www), str(up), str(mport)], port=mport)
-        nport = free_port()
-        servers["nginx"] = Server("nginx", ["nginx", "-c", str(nginx_conf(nport, www, up)),
-                                            "-p", str(BUILD / "nginx")], port=nport)
-
+        if plain:
+            start_plain(servers, results, binary, www, up, md)
         if "core" in only:
             core = {}
             for name, srv in servers.items():
@@ -406,11 +754,37 @@ def main():
             for name in ("uhttpd", "microdot"):
                 mem[name]["burst2000"] = burst(servers[name])
             results["mem"] = mem
+
+        for sv in servers.values():
+            sv.stop()
+        if "tls" in only:
+            results["tls"] = tls_section(binary, work, www, up, secs, a.quick)
     finally:
         for s in servers.values():
             s.stop()
         shutil.rmtree(work, ignore_errors=True)
 
+    # sections not run this time keep the numbers (and date) of their last run
+    last = {}
+    if LAST.exists():
+        try:
+            last = json.loads(LAST.read_text())
+        except ValueError:
+            last = {}
+    for k in SECTIONS:
+        if k in results:
+            last[k] = {"date": results["date"], "data": results[k]}
+    for k in ("uhttpd_heap_server", "uhttpd_heap_with_files", "sse_uhttpd_main_dispatch_us"):
+        if k in results:
+            last[k] = results[k]
+    LAST.write_text(json.dumps(last, indent=1))
+    for k in SECTIONS:
+        if k not in results and k in last:
+            results[k] = last[k]["data"]
+            results.setdefault("older", {})[k] = last[k]["date"]
+    for k in ("uhttpd_heap_server", "uhttpd_heap_with_files", "sse_uhttpd_main_dispatch_us"):
+        if k not in results and k in last:
+            results[k] = last[k]
     report = render(results)
     print(report)
     (HERE / "results.md").write_text(report)
@@ -423,6 +797,10 @@ def render(r):
     L.append("Measured %s on %d CPUs; servers pinned to CPU %s, load generators to CPU %s. "
              "MicroPython `%s`, Microdot %s, %s, %s." % (r["date"], r["cpus"], SERVER_CPU, CLIENT_CPU,
                                                         r["micropython"], r["microdot"], r["nginx"], r["wrk"]))
+    if r.get("older"):
+        L.append("")
+        L.append("Not run this time, from earlier runs (`--only`): %s."
+                 % ", ".join("%s %s" % (k, v) for k, v in sorted(r["older"].items())))
     L.append("")
     if "core" in r:
         c = r["core"]
@@ -495,7 +873,110 @@ def render(r):
                      "| 2,000 simultaneous connections (Microdot) | | alive=%s serving=%s; 200: %d, other: %d, "
                      "no answer: %d |" % (b["alive"], b["serving"], b["200"], b["other"], b["none"]))
         L.append("")
+    if "tls" in r:
+        L.extend(render_tls(r["tls"]))
     return "\n".join(L)
+
+
+def pct(a, b):
+    return "%.0f%%" % (100.0 * a / b) if a and b else "–"
+
+
+def ratio(a, b):
+    return "%.2fx" % (a / b) if a and b else "–"
+
+
+def render_tls(t):
+    L = []
+    hs = t["handshakes"]
+    st = t["s_time"]
+    L.append("**HTTPS** (one ECDSA P-256 certificate; TLS 1.2, X25519, %s for every client; "
+             "mbedTLS %s; nginx: 1 worker, `ssl_session_tickets on`)" % (t["cipher"], t["mbedtls"]))
+    L.append("")
+    L.append("Handshakes: `openssl s_time -new` (full) and `-reuse` (resumed, by session ticket), %d "
+             "clients, %d s, best of %d rounds, the servers taking turns. Per server CPU-second: "
+             "handshakes divided by the CPU time the server process used meanwhile (steadier "
+             "on a shared machine)." % (st["clients"], st["seconds"], st["rounds"]))
+    L.append("")
+    L.append("| server | full/s | resumed/s | full per CPU-s | resumed per CPU-s |")
+    L.append("|---|---|---|---|---|")
+    labels = {"uhttpd": "uhttpd (MicroPython server)", "uh_tls loop": "uh_tls poll loop in C (tls_bare)",
+              "bare mbedTLS": "bare blocking mbedTLS loop (tls_bare --bare)", "nginx": "nginx (OpenSSL)"}
+    for name, label in labels.items():
+        h = hs[name]
+        L.append("| %s | %s | %s | %s | %s |" % (label, fmt(h["full"]), fmt(h["resumed"]),
+                                                 fmt(h["full_cpu"]), fmt(h["resumed_cpu"])))
+    u, bare, ng = hs["uhttpd"], hs["bare mbedTLS"], hs["nginx"]
+    L.append("")
+    L.append("uhttpd / bare mbedTLS: full %s (per CPU-s %s); uhttpd / nginx: full %s (per CPU-s %s), "
+             "resumed %s (per CPU-s %s)." % (
+                 ratio(u["full"], bare["full"]), ratio(u["full_cpu"], bare["full_cpu"]),
+                 ratio(u["full"], ng["full"]), ratio(u["full_cpu"], ng["full_cpu"]),
+                 ratio(u["resumed"], ng["resumed"]), ratio(u["resumed_cpu"], ng["resumed_cpu"])))
+    L.append("")
+    f = t["files"]
+    L.append("Files over HTTPS (curl `--cacert`, `--tls-max 1.2`; download: one curl fetching the file "
+             "%d times on one keep-alive connection, median of the transfers that reused it; upload: "
+             "`curl -T`, median of 3; nginx: WebDAV PUT; best of %d rounds, the servers taking turns)"
+             % (f["uhttpd"]["down1m"]["n"], st["rounds"]))
+    L.append("")
+    L.append("| | uhttpd | nginx | uhttpd/nginx |")
+    L.append("|---|---|---|---|")
+    du, dn = f["uhttpd"]["down1m"], f["nginx"]["down1m"]
+    L.append("| download 1 MiB, keep-alive (MiB/s) | %s (%d of %d reused) | %s (%d of %d reused) | %s |" % (
+        fmt(du["mibs"]), du["reused"], du["n"], fmt(dn["mibs"]), dn["reused"], dn["n"], ratio(du["mibs"], dn["mibs"])))
+    L.append("| upload 16 MiB (MiB/s) | %s | %s | %s |" % (fmt(f["uhttpd"]["up16m"]), fmt(f["nginx"]["up16m"]),
+                                                          ratio(f["uhttpd"]["up16m"], f["nginx"]["up16m"])))
+    c = t["ceiling"]
+    L.append("")
+    L.append("The record cipher alone on the server core (AES-128-GCM, 16 KiB records): mbedTLS %s "
+             "MiB/s sealing, %s opening; OpenSSL %s / %s. uhttpd reaches %s of mbedTLS's sealing rate "
+             "downloading and %s of its opening rate uploading." % (
+                 fmt(c["mbedtls_seal"]), fmt(c["mbedtls_open"]), fmt(c["openssl_seal"]), fmt(c["openssl_open"]),
+                 pct(du["mibs"], c["mbedtls_seal"]), pct(f["uhttpd"]["up16m"], c["mbedtls_open"])))
+    codes = ["%s %s: %s" % (n, k, ",".join(v)) for n in f
+             for k, v in (("download", f[n]["down1m"]["codes"]), ("upload", f[n]["up_codes"]))
+             if not set(v) <= {"200", "201", "204"}]
+    if codes:
+        L.append("")
+        L.append("HTTP codes: %s" % "; ".join(codes))
+    L.append("")
+    lat = t["latency"]
+    L.append("Main program (a MicroPython loop doing `time.sleep_ms(1)`, worst gap between iterations): "
+             "%s ms idle (2 s); **%s ms** while 50 clients made full handshakes back to back for %d s "
+             "(%s handshakes, %d errors, %s iterations of the loop)." % (
+                 fmt(lat["idle_worst_us"] / 1000, 1), fmt(lat["storm_worst_us"] / 1000, 1), lat["seconds"],
+                 fmt(lat["handshakes"]), lat["errors"], fmt(lat["storm_iterations"])))
+    L.append("")
+    m = t["mem"]
+    hm = t["harness_mem"]
+    delta = t["host_out"] - ESP32_OUT_CONTENT + t["host_in"] - ESP32_IN_CONTENT
+    L.append("Memory per TLS connection (uhttpd measured with `bench/cmem_shim.c` preloaded: it counts "
+             "every malloc/calloc/realloc/free of the process, mbedTLS's included, by "
+             "`malloc_usable_size`)")
+    L.append("")
+    L.append("| | host (mbedTLS records %d in / %d out) | ESP32 estimate (%d in / %d out) |" % (
+        t["host_in"], t["host_out"], ESP32_IN_CONTENT, ESP32_OUT_CONTENT))
+    L.append("|---|---|---|")
+    L.append("| MicroPython heap growth, %d idle keep-alive TLS connections | %s B | same code: %s B |" % (
+        m["n"], fmt(m["mp_growth"]), fmt(m["mp_growth"])))
+    L.append("| C heap per idle TLS connection (%d open) | %s B | ~%s B |" % (
+        m["n"], fmt(m["c_idle_per_conn"]), fmt(m["c_idle_per_conn"] - delta)))
+    L.append("| C heap of one connection: established / peak during its handshake | %s / %s B | ~%s / ~%s B |" % (
+        fmt(m["c_established_one"]), fmt(m["c_peak_one"]), fmt(m["c_established_one"] - delta),
+        fmt(m["c_peak_one"] - delta)))
+    L.append("| C heap peak, 50 concurrent handshakes (all of them; %s done in 2 s) | %s B | – |" % (
+        fmt(m["storm_handshakes"]), fmt(m["c_peak_storm50"])))
+    L.append("| uh_tls alone (tls_bare counting harness): server state; new / handshake peak / "
+             "established connection | %s B; %s / %s / %s B | |" % (
+                 fmt(hm.get("server")), fmt(hm.get("conn_new")), fmt(hm.get("hs_peak")), fmt(hm.get("established"))))
+    L.append("")
+    L.append("ESP32 estimate: the host figure minus the %s B by which the host's record buffers are "
+             "larger (CONFIG_MBEDTLS_SSL_OUT_CONTENT_LEN 4096, IN 16384, no dynamic buffers); the rest "
+             "(mbedTLS context, handshake state) is taken as equal, which mbedTLS 3.6 on ESP-IDF only "
+             "approximates." % fmt(delta))
+    L.append("")
+    return L
 
 
 if __name__ == "__main__":

@@ -87,11 +87,12 @@ def cpu_ticks(pid):
     return total
 
 
-def s_time(port, mode, seconds, clients):
+def s_time(port, mode, seconds, clients, cipher=None):
     """(connections/s summed over the clients, connections made)."""
+    extra = ["-cipher", cipher] if cipher else []
     procs = [subprocess.Popen(["taskset", "-c", CLIENT_CPU, "openssl", "s_time", "-connect",
                                "127.0.0.1:%d" % port, mode, "-tls1_2", "-time", str(seconds),
-                               "-www", "/"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               "-www", "/"] + extra, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True) for _ in range(clients)]
     total, count = 0.0, 0
     for p in procs:
@@ -133,6 +134,56 @@ http {
 """
 
 
+def make_cert(work):
+    """One self-signed ECDSA P-256 certificate (CN and SAN localhost,
+    127.0.0.1) for every server: (crt, key) paths."""
+    crt, key = work / "ec.crt", work / "ec.key"
+    sh(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
+        "-out", str(key)])
+    sh(["openssl", "req", "-x509", "-new", "-key", str(key), "-subj", "/CN=localhost",
+        "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-days", "2", "-out", str(crt)])
+    return crt, key
+
+
+def build_harness(work):
+    """bench/tls_bare.c over native/uh_tls.c: (plain build, allocation
+    counting build)."""
+    src = [str(HERE / "tls_bare.c"), str(ROOT / "native" / "uh_tls.c")]
+    inc = "-I" + str(ROOT / "native")
+    exe, mem = work / "tls_bare", work / "tls_bare_mem"
+    libs = ["-lmbedtls", "-lmbedx509", "-lmbedcrypto"]
+    sh(["gcc", "-std=c99", "-O2", inc] + src + ["-o", str(exe)] + libs)
+    sh(["gcc", "-std=c99", "-O2", "-DUH_BARE_MEMSTATS", inc] + src + ["-o", str(mem),
+       "-Wl,--wrap=calloc,--wrap=malloc,--wrap=realloc,--wrap=free", "-Wl,-Bstatic"] + libs
+       + ["-Wl,-Bdynamic"])
+    return exe, mem
+
+
+def harness_mem(mem, crt, key):
+    """One HTTPS request to the counting harness: its "MEM server=..." line
+    and the per-connection lines, as {name: bytes}."""
+    p = subprocess.Popen([str(mem), "--cert", str(crt), "--key", str(key)],
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, bufsize=0)
+    try:
+        server_line = p.stdout.readline().decode().strip()
+        port = int(p.stdout.readline().split()[1])
+        sh(["curl", "-s", "--cacert", str(crt), "https://127.0.0.1:%d/" % port])
+        lines = [server_line]
+        while not lines[-1].startswith("MEM closed"):
+            line = p.stdout.readline().decode().strip()
+            if not line:
+                raise RuntimeError("tls_bare_mem: no MEM closed line")
+            lines.append(line)
+    finally:
+        p.kill()
+        p.wait()
+    out = {}
+    for line in lines:
+        for k, v in re.findall(r"(\w+)=(\d+)", line):
+            out[k] = int(v)
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=int, default=5)
@@ -143,31 +194,9 @@ def main():
         if not shutil.which(tool):
             sys.exit("%s missing: tools/setup-deps.sh bench" % tool)
     work = pathlib.Path(tempfile.mkdtemp(prefix="tls_bench."))
-    crt, key = work / "ec.crt", work / "ec.key"
-    sh(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
-        "-out", str(key)])
-    sh(["openssl", "req", "-x509", "-new", "-key", str(key), "-subj", "/CN=localhost",
-        "-days", "2", "-out", str(crt)])
-    src = [str(HERE / "tls_bare.c"), str(ROOT / "native" / "uh_tls.c")]
-    inc = "-I" + str(ROOT / "native")
-    exe, mem = work / "tls_bare", work / "tls_bare_mem"
-    libs = ["-lmbedtls", "-lmbedx509", "-lmbedcrypto"]
-    sh(["gcc", "-std=c99", "-O2", inc] + src + ["-o", str(exe)] + libs)
-    sh(["gcc", "-std=c99", "-O2", "-DUH_BARE_MEMSTATS", inc] + src + ["-o", str(mem),
-       "-Wl,--wrap=calloc,--wrap=malloc,--wrap=realloc,--wrap=free", "-Wl,-Bstatic"] + libs
-       + ["-Wl,-Bdynamic"])
-
-    # memory: one connection at a time
-    p = subprocess.Popen([str(mem), "--cert", str(crt), "--key", str(key)],
-                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, bufsize=0)
-    server_line = p.stdout.readline().decode().strip()
-    port = int(p.stdout.readline().split()[1])
-    sh(["curl", "-sk", "https://127.0.0.1:%d/" % port])
-    lines = []
-    while not (lines and lines[-1].startswith("MEM closed")):
-        lines.append(p.stdout.readline().decode().strip())
-    p.kill()
-    p.wait()
+    crt, key = make_cert(work)
+    exe, mem = build_harness(work)
+    memstats = harness_mem(mem, crt, key)
 
     nport = free_port()
     (work / "nginx.conf").write_text(NGINX % {"d": work, "port": nport, "crt": crt, "key": key})
@@ -210,8 +239,8 @@ def main():
                "resumed %.2f  (openssl s_time -tls1_2, %d clients, %d s, best of %d; "
                "ECDSA P-256, X25519)" % (u[0] / ref[0], u[1] / ref[1], u[2] / ref[2],
                                          u[3] / ref[3], a.clients, a.seconds, a.rounds))
-    out.append("uh_tls memory (bytes, every allocation counted): %s; %s"
-               % (server_line, "; ".join(lines)))
+    out.append("uh_tls memory (bytes, every allocation counted): %s"
+               % ", ".join("%s=%d" % kv for kv in memstats.items()))
     print("\n".join(out))
     shutil.rmtree(work, ignore_errors=True)
 

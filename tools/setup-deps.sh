@@ -15,7 +15,7 @@ case "$what" in
   build) ;;
   build32) pkgs="$pkgs gcc-multilib libmbedtls-dev:i386" ;;
   test) pkgs="$pkgs curl openssl gcc-multilib chromium" ;;
-  bench) pkgs="$pkgs wrk apache2-utils nginx-light curl" ;;
+  bench) pkgs="$pkgs wrk apache2-utils nginx-light curl openssl" ;;
   fuzz) pkgs="$pkgs clang libclang-rt-14-dev" ;;
   browser) pkgs="$pkgs chromium" ;;
   # tools/esp32-check.sh: Xtensa GCC (ESP8266's lx106; its picolibc comes
