@@ -310,29 +310,31 @@ void uh_close_run_queue(uh_state_t *st) {
 
 /* ---- plain / TLS I/O -------------------------------------------------------- */
 
+#if UH_TLS
+/* A TLS result as an I/O result; WANT_* say which way to wait. */
+static ssize_t uh_io_tls_result(uh_io_t *io, ssize_t r) {
+    io->want = 0;
+    if (r > 0) {
+        return r;
+    }
+    if (r == 0) {
+        return UH_IO_EOF;
+    }
+    if (r == UH_TLS_WANT_READ || r == UH_TLS_WANT_WRITE) {
+        io->want = r == UH_TLS_WANT_READ ? POLLIN : POLLOUT;
+        return UH_IO_AGAIN;
+    }
+    return UH_IO_ERR;
+}
+#endif
+
 ssize_t uh_io_recv(uh_io_t *io, void *buf, size_t n) {
     if (io->fd < 0) {
         return UH_IO_ERR;
     }
     #if UH_TLS
     if (io->tls != NULL) {
-        ssize_t r = uh_tls_recv(io->tls, buf, n);
-        io->want = 0;
-        if (r > 0) {
-            return r;
-        }
-        if (r == 0) {
-            return UH_IO_EOF;
-        }
-        if (r == UH_TLS_WANT_READ) {
-            io->want = POLLIN;
-            return UH_IO_AGAIN;
-        }
-        if (r == UH_TLS_WANT_WRITE) {
-            io->want = POLLOUT;
-            return UH_IO_AGAIN;
-        }
-        return UH_IO_ERR;
+        return uh_io_tls_result(io, uh_tls_recv(io->tls, buf, n));
     }
     #endif
     for (;;) {
@@ -363,20 +365,7 @@ ssize_t uh_io_send(uh_io_t *io, const void *buf, size_t n, int more) {
     #if UH_TLS
     if (io->tls != NULL) {
         (void)more;
-        ssize_t r = uh_tls_send(io->tls, buf, n);
-        io->want = 0;
-        if (r > 0) {
-            return r;
-        }
-        if (r == UH_TLS_WANT_READ) {
-            io->want = POLLIN;
-            return UH_IO_AGAIN;
-        }
-        if (r == UH_TLS_WANT_WRITE) {
-            io->want = POLLOUT;
-            return UH_IO_AGAIN;
-        }
-        return UH_IO_ERR;
+        return uh_io_tls_result(io, uh_tls_send(io->tls, buf, n));   /* never 0 */
     }
     #endif
     for (;;) {
