@@ -428,6 +428,20 @@ def test_broadcast_counts_0_1_n(wsapp):
     assert o.recv() == "only"
 
 
+def test_broadcast_larger_than_the_queue_raises_and_closes_nobody(wsapp):
+    # ws_queue=4096, max_msg=1000: the queue holds 4096 bytes
+    r = wsapp("ws_queue=4096", "max_msg=1000")
+    a = wc(r)
+    whoami(a)
+    resp = get(r, "/broadcast?data=z&times=5000")
+    assert resp.status_code == 500
+    assert "ValueError" in r.log()
+    assert get(r, "/broadcast?data=z&times=4000").text == "1"
+    assert a.recv() == "z" * 4000
+    a.send("still open")
+    assert a.recv() == "still open"
+
+
 # ---- limits at their edges
 
 def test_clients_limit(wsapp):
