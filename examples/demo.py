@@ -3,13 +3,17 @@
 # REPL takes over the terminal and the page's WebREPL terminal can use it;
 # the event ticker runs in a thread of its own.
 #
-#   /            the demo page (examples/www): live event log, REPL terminal
+#   /            the demo page (examples/www): live slider, echo, event log,
+#                REPL terminal
 #   /hello       plain text, /hello?name=you
 #   /status      JSON
 #   /count       a chunked reply
 #   /echo        POST: echoes the body
 #   /fs/         JSON listing of examples/www; files under it
 #   /events      Server-Sent Events (a tick every second)
+#   /ws/slider   WebSocket: the page's slider; a value one page sends is
+#                broadcast to every open page
+#   /ws/echo     WebSocket: echoes every message
 #   /upload/<path>  POST/PUT writes the body to the absolute <path>, DELETE removes it
 #   /admin       the device page: files of examples/www, event log, REPL terminal
 import sys
@@ -79,6 +83,21 @@ try:
     repl = "WebREPL on %s://%s:%d/ (password %r)" % ("wss" if tls else "ws", host, srv.port(), pwd)
 except OSError as e:
     repl = "no WebREPL: %s" % e
+slider = ["50"]
+
+
+def slider_moved(ws, msg):
+    # a page moved its slider: every page (that one too) gets the value
+    try:
+        v = min(100, max(0, int(msg)))
+    except ValueError:
+        return
+    slider[0] = str(v)
+    srv.broadcast("/ws/slider", slider[0])
+
+
+srv.websocket("/ws/slider", slider_moved, on_open=lambda ws: ws.send(slider[0]), max_msg=16)
+srv.websocket("/ws/echo", lambda ws, msg: ws.send(msg), max_msg=1024)
 srv.receive(True, "/upload", delete=True)
 srv.serve("/fs", www)
 srv.admin("/admin", fs=www)    # before the catch-all serve("") below

@@ -747,6 +747,16 @@ mp_obj_t uh_wsapp_broadcast(uh_state_t *st, mp_obj_t url, mp_obj_t data) {
     int op = uh_ws_opcode_of(data, &bi);
     mp_int_t got = 0;
     int any = 0;
+    /* a message no queue can take is the caller's error (as for ws.send),
+     * not every client falling behind: refuse it before anyone is touched
+     * (the route list and qsize change only with the GIL, held here) */
+    for (uh_wsroute_t *r = st->wsroutes; r != NULL; r = r->next) {
+        size_t rl;
+        const char *rs = mp_obj_str_get_data(r->url, &rl);
+        if (rl == ul && memcmp(rs, u, ul) == 0 && bi.len + UH_WS_MAX_HEADER > r->qsize) {
+            mp_raise_ValueError(MP_ERROR_TEXT("message larger than the send queue (ws_queue)"));
+        }
+    }
     mp_thread_mutex_lock(&st->ws_mutex, 1);
     for (uh_wsroute_t *r = st->wsroutes; r != NULL; r = r->next) {
         size_t rl;

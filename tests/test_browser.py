@@ -1,6 +1,8 @@
 """The demo page in headless Chromium (Debian's chromium, driven by
 Playwright for Python; no browser download): the live event log fills from
-EventSource, and the WebREPL terminal evaluates 1+1."""
+EventSource, the WebREPL terminal evaluates 1+1, and the application
+WebSockets work: a slider moved in one page moves in another, the echo box
+echoes.  Over http and https (ws:// and wss://)."""
 import pathlib
 import re
 import select
@@ -44,16 +46,20 @@ def demo(request, tmp_path):
     p.wait(5)
 
 
+def chromium(pw):
+    # `make test` installs both (tools/setup-deps.sh test, tests/requirements.txt)
+    assert pathlib.Path(CHROMIUM).exists(), "Debian's chromium is missing: tools/setup-deps.sh test"
+    return pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=[   # a fresh, empty profile
+        "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        "--ignore-certificate-errors"])
+
+
 def test_page_events_and_repl(demo):
     # over HTTPS too: the page, EventSource and the wss:// terminal
-    # `make test` installs both (tools/setup-deps.sh test, tests/requirements.txt)
     from playwright import sync_api
-    assert pathlib.Path(CHROMIUM).exists(), "Debian's chromium is missing: tools/setup-deps.sh test"
-    with sync_api.sync_playwright() as pw:   # launch() uses a fresh, empty profile
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            "--ignore-certificate-errors"])
+    with sync_api.sync_playwright() as pw:
+        browser = chromium(pw)
         try:
             page = browser.new_page()
             page.goto(demo)
@@ -70,5 +76,45 @@ def test_page_events_and_repl(demo):
             page.press("#cmd", "Enter")
             page.wait_for_function("/\\n2\\n/.test(document.getElementById('term').textContent)", timeout=10000)
             page.screenshot(path=str(pathlib.Path(tempfile.gettempdir()) / "uhttpd-demo.png"))
+        finally:
+            browser.close()
+
+
+def test_page_live_slider_and_echo(demo):
+    """Two pages: the slider moved in one moves in the other (the server
+    broadcasts it), then back the other way; the echo box echoes."""
+    from playwright import sync_api
+    with sync_api.sync_playwright() as pw:
+        browser = chromium(pw)
+        try:
+            a, b = browser.new_page(), browser.new_page()
+            for p in (a, b):
+                p.goto(demo)
+                p.wait_for_function("document.getElementById('slstate').textContent === '(live)'",
+                                    timeout=10000)
+                p.wait_for_function("document.getElementById('echostate').textContent === '(live)'",
+                                    timeout=10000)
+            for src, dst, value in ((a, b, "73"), (b, a, "12"), (a, b, "100")):
+                src.fill("#slider", value)
+                dst.wait_for_function("document.getElementById('slider').value === '%s'"
+                                      " && document.getElementById('slval').textContent === '%s'"
+                                      % (value, value), timeout=10000)
+                assert src.input_value("#slider") == value
+            # a page opened now starts at the current value
+            c = browser.new_page()
+            c.goto(demo)
+            c.wait_for_function("document.getElementById('slval').textContent === '100'", timeout=10000)
+            assert c.input_value("#slider") == "100"
+            # the echo box, by button and by Enter
+            a.fill("#echoin", "hello, κόσμε")
+            a.click("#echosend")
+            a.wait_for_function("document.getElementById('echoout').textContent === 'hello, κόσμε'",
+                                timeout=10000)
+            b.fill("#echoin", "by enter")
+            b.press("#echoin", "Enter")
+            b.wait_for_function("document.getElementById('echoout').textContent === 'by enter'",
+                                timeout=10000)
+            assert a.inner_text("#echoout") == "hello, κόσμε"   # each page has its own echo
+            a.screenshot(path=str(pathlib.Path(tempfile.gettempdir()) / "uhttpd-demo-live.png"))
         finally:
             browser.close()
