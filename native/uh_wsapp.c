@@ -641,8 +641,8 @@ static mp_obj_t uh_wsobj_close(size_t n_args, const mp_obj_t *args, mp_map_t *kw
     uh_wsc_t *w = uh_wsobj_slot(args[0]);
     uh_state_t *st = w->route->st;
     mp_int_t code = a[0].u_int;
-    if (code != UH_WS_CLOSE_NORMAL && !(code >= 3000 && code <= 4999) && !uh_ws_close_code_ok(code)) {
-        mp_raise_ValueError(MP_ERROR_TEXT("close code must be 1000, 1001-1014 or 3000-4999"));
+    if (!uh_ws_close_code_ok(code)) {   /* the codes a peer may send (RFC 6455 7.4) */
+        mp_raise_ValueError(MP_ERROR_TEXT("close code must be 1000-1003, 1007-1014 or 3000-4999"));
     }
     mp_thread_mutex_lock(&st->ws_mutex, 1);
     if (uh_wsobj_live(args[0]) && w->state == UH_WSC_OPEN && !w->want_close) {
