@@ -4,10 +4,12 @@
 generators (wrk, ab, curl, this script) to CPU 1.  Prints a markdown report
 and writes it to bench/results.md.  Numbers are measured, never asserted.
 The "tls" section puts uhttpd over HTTPS beside a bare mbedTLS loop
-(tls_bare.c) and nginx (see tls_section).
+(tls_bare.c) and nginx (see tls_section); the "ws" section puts uhttpd's
+application WebSockets beside Microdot's with_websocket and a trivial C
+echo server, with one C client (ws_load.c) for all (see ws_section).
 
     python3 bench/bench.py --binary build/unix/micropython [--quick] [--json FILE]
-        [--only core|mem|files|sse|tls ...]
+        [--only core|mem|files|sse|tls|ws ...]
 """
 import argparse
 import json
@@ -29,7 +31,7 @@ import zipfile
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parent
 BUILD = HERE / "_build"
-SECTIONS = ["core", "mem", "files", "sse", "tls"]
+SECTIONS = ["core", "mem", "files", "sse", "tls", "ws"]
 LAST = BUILD / "last.json"      # the raw numbers of the last run, per section
 SERVER_CPU = "0"
 CLIENT_CPU = "1"
@@ -642,6 +644,195 @@ def tls_section(binary, work, www, up, secs, quick):
     return out
 
 
+# ---- WebSockets --------------------------------------------------------------------
+# One client for every server: bench/ws_load.c (C, poll, TCP_NODELAY, frames
+# masked once).  Echo: 32-byte text messages, each client with one message in
+# flight.  Broadcast: 1,000 messages of 64 bytes to 8 clients, from the
+# trigger to the last frame read by all of them.
+WS_ECHO_LEN = 32
+WS_BCAST_LEN = 64
+WS_BCAST_N = 1000
+WS_CLIENTS = 8
+# uhttpd's queue for the broadcast burst: 1,000 frames of 66 bytes per client
+# are queued faster than the server thread (on the same CPU) sends them
+WS_BIG_QUEUE = 72 * 1024
+WS_KEY_HEAD = ("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+               "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+
+
+def ws_build(work):
+    exe = work / "ws_load"
+    r = sh(["gcc", "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-o", str(exe), str(HERE / "ws_load.c")])
+    if r.returncode:
+        raise RuntimeError("ws_load: %s" % r.stderr)
+    return exe
+
+
+def cpu_s(pid):
+    """CPU seconds (user + system, all threads) of pid so far: /proc stat,
+    like the TLS section.  (schedstat's runtime would leave out the softirq
+    time of loopback TCP that the sender's send() pays.)"""
+    return tls_bench.cpu_ticks(pid) / os.sysconf("SC_CLK_TCK")
+
+
+def ws_load(args, timeout=120):
+    """Run ws_load on the client CPU: its key=value line as numbers."""
+    r = sh(["taskset", "-c", CLIENT_CPU] + [str(x) for x in args], timeout=timeout)
+    kv = {}
+    for x in r.stdout.split():
+        k, _, v = x.partition("=")
+        if v:
+            kv[k] = float(v)
+    if r.returncode or not kv:
+        return {"error": (r.stderr or r.stdout).strip()[-300:]}
+    return kv
+
+
+def ws_echo(exe, srv, clients, secs):
+    """Round trips/s, latency and the server's CPU time per round trip."""
+    c0 = cpu_s(srv.proc.pid)
+    t0 = time.perf_counter()
+    r = ws_load([exe, "echo", srv.port, "/echo", clients, secs, WS_ECHO_LEN])
+    wall = time.perf_counter() - t0
+    cpu = cpu_s(srv.proc.pid) - c0
+    if r.get("all"):
+        r["cpu_us_per_rt"] = cpu * 1e6 / r["all"]
+        r["cpu_share"] = cpu / wall
+    return r
+
+
+def ws_wait_count(srv, want, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if int(get(srv.url + "/count")) == want:
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def ws_bcast(exe, srv):
+    """1,000 broadcasts to 8 clients: ms until all delivered, and the
+    server's own time in its broadcast loop (/result: µs, clients reached)."""
+    ws_wait_count(srv, 0)     # the previous round's clients are gone
+    r = ws_load([exe, "bcast", srv.port, "/bc", WS_CLIENTS, WS_BCAST_N, WS_BCAST_LEN,
+                 "/fire?n=%d&len=%d" % (WS_BCAST_N, WS_BCAST_LEN), "/count"])
+    us, reached = get(srv.url + "/result").split()
+    r["loop_us"] = int(us)
+    r["reached_last"] = int(reached)
+    return r
+
+
+def ws_bcast_key(r):
+    """Order of broadcast results: complete deliveries first, then faster."""
+    return (r.get("got") != WS_BCAST_N, r.get("ms", float("inf")))
+
+
+def ws_open_raw(port, path="/echo"):
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall((WS_KEY_HEAD % path).encode())
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        b = s.recv(1024)
+        if not b:
+            raise OSError("closed during the handshake")
+        buf += b
+    if not buf.startswith(b"HTTP/1.1 101"):
+        raise OSError("no upgrade: %r" % buf[:40])
+    # one message and its echo: the connection is fully set up in the server
+    s.sendall(b"\x81\x82\x00\x00\x00\x00hi")
+    got = buf.partition(b"\r\n\r\n")[2]
+    while len(got) < 4:
+        b = s.recv(64)
+        if not b:
+            raise OSError("closed before the echo")
+        got += b
+    return s
+
+
+def ws_heap_settle(srv, timeout=3.0):
+    last = int(get(srv.url + "/mem"))
+    deadline = time.monotonic() + timeout
+    stable = 0
+    while time.monotonic() < deadline and stable < 3:
+        time.sleep(0.05)
+        cur = int(get(srv.url + "/mem"))
+        stable = stable + 1 if cur == last else 0
+        last = cur
+    return last
+
+
+def ws_mem(srv, n=WS_CLIENTS):
+    """MicroPython heap with n WebSockets open on /echo against none (after
+    one was opened, used and closed: first-use allocations are out)."""
+    for _ in range(2):
+        ws_open_raw(srv.port).close()
+    base = ws_heap_settle(srv)
+    socks = [ws_open_raw(srv.port) for _ in range(n)]
+    try:
+        during = ws_heap_settle(srv)
+    finally:
+        for s in socks:
+            s.close()
+    after = ws_heap_settle(srv)
+    return {"n": n, "base": base, "during": during, "per_ws": (during - base) / n, "after_delta": after - base}
+
+
+def ws_section(binary, work, md, secs, quick, binary32=None):
+    """Application WebSockets: uhttpd beside Microdot's with_websocket on the
+    same binary and a trivial C echo server (ws_load bare, the ceiling of
+    this client and loopback); servers on CPU 0, ws_load on CPU 1; each
+    number is the best of the rounds, the servers taking turns.  binary32:
+    a 32-bit build for the heap per open WebSocket there too."""
+    exe = ws_build(work)
+    app = str(HERE / "apps" / "uhttpd_ws_app.py")
+    servers = {}
+    out = {"echo_len": WS_ECHO_LEN, "bcast_len": WS_BCAST_LEN, "bcast_n": WS_BCAST_N, "clients": WS_CLIENTS,
+           "big_queue": WS_BIG_QUEUE, "seconds": secs}
+    try:
+        servers["uhttpd"] = Server("uhttpd-ws", [binary, app], ready_line=True)
+        out["uhttpd_heap_websocket"] = int(servers["uhttpd"].extra[0])
+        servers["uhttpd-bigq"] = Server("uhttpd-ws-bigq", [binary, app, str(WS_BIG_QUEUE)], ready_line=True)
+        mport = free_port()
+        servers["microdot"] = Server("microdot-ws", [binary, str(HERE / "apps" / "microdot_ws_app.py"), str(md),
+                                                     str(mport)], port=mport)
+        servers["bare"] = Server("ws-bare", [str(exe), "bare", "0"], ready_line=True)
+        rounds = 1 if quick else 3
+        echo = {name: {} for name in ("uhttpd", "microdot", "bare")}
+        bcast = {name: None for name in ("uhttpd-bigq", "uhttpd", "microdot")}
+        for _ in range(rounds):
+            for name in echo:
+                for c in (1, WS_CLIENTS):
+                    r = ws_echo(exe, servers[name], c, secs)
+                    k = "c%d" % c
+                    if k not in echo[name] or r.get("rps", 0) > echo[name][k].get("rps", 0):
+                        echo[name][k] = r
+            for name in bcast:
+                r = ws_bcast(exe, servers[name])
+                if bcast[name] is None or ws_bcast_key(r) < ws_bcast_key(bcast[name]):
+                    bcast[name] = r
+        out["echo"] = echo
+        out["bcast"] = bcast
+        out["mem"] = {name: ws_mem(servers[name]) for name in ("uhttpd", "microdot")}
+        out["alive"] = {name: srv.alive() for name, srv in servers.items()}
+    finally:
+        for s in servers.values():
+            s.stop()
+    if binary32:
+        # the heap per open WebSocket on a 32-bit build (as on ESP32)
+        servers = {}
+        try:
+            servers["uhttpd"] = Server("uhttpd-ws-32", [binary32, app], ready_line=True)
+            mport = free_port()
+            servers["microdot"] = Server("microdot-ws-32", [binary32, str(HERE / "apps" / "microdot_ws_app.py"),
+                                                            str(md), str(mport)], port=mport)
+            out["mem32"] = {name: ws_mem(srv) for name, srv in servers.items()}
+            out["mem32"]["uhttpd_heap_websocket"] = int(servers["uhttpd"].extra[0])
+        finally:
+            for s in servers.values():
+                s.stop()
+    return out
+
+
 # ---- report ------------------------------------------------------------------------
 
 def fmt(v, nd=0):
@@ -667,6 +858,8 @@ def start_plain(servers, results, binary, www, up, md):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--binary", default=str(ROOT / "build" / "unix" / "micropython"))
+    ap.add_argument("--binary32", help="a 32-bit build for the ws section's heap figures (default: "
+                                       "build/unix32/micropython when it exists, `make build BITS=32`)")
     ap.add_argument("--quick", action="store_true", help="shorter runs (2 s per point)")
     ap.add_argument("--json", help="also dump raw numbers to this file")
     ap.add_argument("--only", choices=SECTIONS, action="append",
@@ -695,7 +888,7 @@ def main():
         os.chmod(f, 0o644)
     only = set(a.only or SECTIONS)
     plain = bool(only & {"core", "mem", "files", "sse"})
-    md = microdot_dir() if plain else None
+    md = microdot_dir() if plain or "ws" in only else None
     results = {"date": time.strftime("%Y-%m-%d %H:%M"), "cpus": os.cpu_count(),
                "micropython": sh([binary, "-c", "import sys; print(sys.version)"]).stdout.strip(),
                "nginx": sh(["nginx", "-v"]).stderr.strip(),
@@ -759,6 +952,9 @@ def main():
             sv.stop()
         if "tls" in only:
             results["tls"] = tls_section(binary, work, www, up, secs, a.quick)
+        if "ws" in only:
+            b32 = a.binary32 or str(ROOT / "build" / "unix32" / "micropython")
+            results["ws"] = ws_section(binary, work, md, secs, a.quick, b32 if os.path.exists(b32) else None)
     finally:
         for s in servers.values():
             s.stop()
@@ -875,6 +1071,8 @@ def render(r):
         L.append("")
     if "tls" in r:
         L.extend(render_tls(r["tls"]))
+    if "ws" in r:
+        L.extend(render_ws(r["ws"]))
     return "\n".join(L)
 
 
@@ -976,6 +1174,80 @@ def render_tls(t):
              "(mbedTLS context, handshake state) is taken as equal, which mbedTLS 3.6 on ESP-IDF only "
              "approximates." % fmt(delta))
     L.append("")
+    return L
+
+
+def render_ws(w):
+    L = []
+    e, b, m = w["echo"], w["bcast"], w["mem"]
+    L.append("**WebSockets** (uhttpd `Server.websocket()`, Microdot 2.7 `with_websocket`, same binary; one C "
+             "client for all, `bench/ws_load.c`: poll, TCP_NODELAY, frames masked once; echo: %d-byte text "
+             "messages, each client with one in flight, %d s per point; best of the rounds, the servers "
+             "taking turns)" % (w["echo_len"], w["seconds"]))
+    L.append("")
+    L.append("| | uhttpd | Microdot | trivial C echo server | uhttpd/Microdot |")
+    L.append("|---|---|---|---|---|")
+
+    def v(name, c, k):
+        return e[name].get("c%d" % c, {}).get(k)
+    for c in (1, w["clients"]):
+        u, md, bare = v("uhttpd", c, "rps"), v("microdot", c, "rps"), v("bare", c, "rps")
+        L.append("| echo round trips/s, %d client%s | %s | %s | %s | %s |" % (
+            c, "s" if c > 1 else "", fmt(u), fmt(md), fmt(bare), ratio(u, md)))
+        L.append("| p50 / p99 µs, %d client%s | %s / %s | %s / %s | %s / %s | |" % (
+            c, "s" if c > 1 else "", fmt(v("uhttpd", c, "p50_us")), fmt(v("uhttpd", c, "p99_us")),
+            fmt(v("microdot", c, "p50_us")), fmt(v("microdot", c, "p99_us")),
+            fmt(v("bare", c, "p50_us")), fmt(v("bare", c, "p99_us"))))
+        cu, cm, cb = (v(n, c, "cpu_us_per_rt") for n in ("uhttpd", "microdot", "bare"))
+        L.append("| server CPU µs per round trip (CPU busy), %d client%s | %s (%s) | %s (%s) | %s (%s) | %s less CPU |" % (
+            c, "s" if c > 1 else "", fmt(cu, 1), pct(v("uhttpd", c, "cpu_share"), 1),
+            fmt(cm, 1), pct(v("microdot", c, "cpu_share"), 1), fmt(cb, 1), pct(v("bare", c, "cpu_share"), 1),
+            ratio(cm, cu)))
+    bu, bm, bd = b["uhttpd-bigq"], b["microdot"], b["uhttpd"]
+    L.append("| %s broadcasts of %d B to %d clients: ms until all delivered | %s (ws_queue %d KiB) | %s | – | %s |" % (
+        fmt(w["bcast_n"]), w["bcast_len"], w["clients"], fmt(bu.get("ms"), 2), w["big_queue"] // 1024,
+        fmt(bm.get("ms"), 2), ratio(bm.get("ms"), bu.get("ms"))))
+    L.append("| the same: time in the sending loop (uhttpd: the main thread's %s `broadcast()` calls; "
+             "Microdot: %s `await ws.send()`) | %s µs | %s µs | – | |" % (
+                 fmt(w["bcast_n"]), fmt(w["bcast_n"] * w["clients"]), fmt(bu.get("loop_us")),
+                 fmt(bm.get("loop_us"))))
+    L.append("")
+    for name, r in (("uhttpd (ws_queue %d KiB)" % (w["big_queue"] // 1024), bu), ("Microdot", bm),
+                    ("uhttpd (default ws_queue)", bd)):
+        if r.get("error"):
+            L.append("%s broadcast: error %s." % (name, r["error"]))
+    L.append("Broadcast with the default ws_queue (16 KiB on unix): the %s frames of %d B per client are "
+             "queued in %s µs, before the server thread (same CPU) sends any, so the queue holds %s of them; "
+             "clients got %s–%s messages, %s of %s were closed with %s (fell behind, by design)." % (
+                 fmt(w["bcast_n"]), w["bcast_len"] + 2, fmt(bd.get("loop_us")),
+                 fmt(16384 // (w["bcast_len"] + 2)), fmt(bd.get("got")), fmt(bd.get("max")),
+                 fmt(bd.get("closed")), w["clients"], "%d" % bd["code"] if bd.get("code") else "–"))
+    L.append("")
+    per_slot = w["uhttpd_heap_websocket"] / (2 * w["clients"])
+    mu, mm = m["uhttpd"], m["microdot"]
+    L.append("MicroPython heap (gc.collect(), then mem_alloc)")
+    L.append("")
+    L.append("| | uhttpd | Microdot |")
+    L.append("|---|---|---|")
+    L.append("| `websocket()` ×2, %d clients each: per client slot (ws_queue 16 KiB + max_msg 4 KiB + state) "
+             "| %s B (%s B per slot) | – |" % (w["clients"], fmt(w["uhttpd_heap_websocket"]), fmt(per_slot)))
+    L.append("| growth per open WebSocket (%d open on /echo vs 0) | %s B | %s B |" % (
+        mu["n"], fmt(mu["per_ws"], 1), fmt(mm["per_ws"], 1)))
+    L.append("| after they closed, against before | %s B | %s B |" % (fmt(mu["after_delta"]), fmt(mm["after_delta"])))
+    if w.get("mem32"):
+        m32 = w["mem32"]
+        L.append("| 32-bit build: `websocket()` ×2 / growth per open WebSocket / after they closed | %s B (%s B "
+                 "per slot) / %s B / %s B | – / %s B / %s B |" % (
+                     fmt(m32["uhttpd_heap_websocket"]), fmt(m32["uhttpd_heap_websocket"] / (2 * w["clients"])),
+                     fmt(m32["uhttpd"]["per_ws"], 1), fmt(m32["uhttpd"]["after_delta"]),
+                     fmt(m32["microdot"]["per_ws"], 1), fmt(m32["microdot"]["after_delta"])))
+    L.append("")
+    c1 = "c1"
+    if e["bare"].get(c1, {}).get("rps") and e["uhttpd"].get(c1, {}).get("rps"):
+        L.append("One client is bound by loopback wake-ups between the CPUs: the trivial C server makes %s "
+                 "round trips/s, uhttpd %s of that; the server CPU per round trip tells the servers apart." % (
+                     fmt(e["bare"][c1]["rps"]), pct(e["uhttpd"][c1]["rps"], e["bare"][c1]["rps"])))
+        L.append("")
     return L
 
 

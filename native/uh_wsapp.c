@@ -511,6 +511,13 @@ static void uh_wsapp_ready(uh_state_t *st, void *owner, short ev) {
             if (w->close_rcvd && w->state == UH_WSC_CLOSING) {
                 break;
             }
+            if ((size_t)rn < sizeof(buf)) {
+                /* drained for now: no recv just to hear EAGAIN (one message
+                 * per poll is the common case); more bytes wake poll again,
+                 * and bytes TLS already decrypted are seen by the loop
+                 * (uh_io_pending) */
+                break;
+            }
         }
     }
     mp_thread_mutex_lock(&st->ws_mutex, 1);
@@ -586,18 +593,33 @@ static int uh_wsobj_live(mp_obj_t self_in) {
     return self->c->id == self->id && self->c->state != UH_WSC_FREE;
 }
 
-/* Queue one message for w (mutex held): 1 queued, 0 not open, -1 the client
- * fell behind (closing with 1008). */
+/* Queue one message for w (mutex held): 2 queued into an empty queue, 1
+ * queued behind other frames, 0 not open, -1 the client fell behind
+ * (closing with 1008). */
 static int uh_ws_send_locked(uh_state_t *st, uh_wsc_t *w, int opcode, const void *data, size_t len) {
     if (w->state != UH_WSC_OPEN || w->want_close) {
         return 0;
     }
+    size_t was = w->qlen;
     if (uh_wsq_push(st, w, opcode, data, len)) {
-        return 1;
+        return was == 0 ? 2 : 1;
     }
     w->want_close = 1;
     w->close_code = UH_WS_CLOSE_POLICY;
     return -1;
+}
+
+/* Does the loop need a wake-up after a send that returned r?  Only from
+ * another thread (the loop itself polls every slot with bytes queued before
+ * it sleeps again), and only when the queue was empty or a close is due: a
+ * non-empty queue has POLLOUT set already, or its first frame woke the loop.
+ * One write to the wake-up pipe per message, and the loop's extra pass to
+ * drain it, made up half the syscalls of an echo. */
+static int uh_ws_need_wake(uh_state_t *st, int r) {
+    if (r == 0 || r == 1) {
+        return 0;
+    }
+    return st->thread_id != mp_thread_get_id();
 }
 
 static int uh_ws_opcode_of(mp_obj_t data, mp_buffer_info_t *bi) {
@@ -624,7 +646,7 @@ static mp_obj_t uh_wsobj_send(mp_obj_t self_in, mp_obj_t data) {
     mp_thread_mutex_lock(&st->ws_mutex, 1);
     int r = uh_wsobj_live(self_in) ? uh_ws_send_locked(st, w, op, bi.buf, bi.len) : 0;
     mp_thread_mutex_unlock(&st->ws_mutex);
-    if (r != 0) {
+    if (uh_ws_need_wake(st, r)) {
         uh_wakeup_signal(&st->wake);
     }
     return mp_obj_new_bool(r > 0);
@@ -767,7 +789,7 @@ mp_obj_t uh_wsapp_broadcast(uh_state_t *st, mp_obj_t url, mp_obj_t data) {
         for (size_t i = 0; i < r->n; i++) {
             int s = uh_ws_send_locked(st, &r->c[i], op, bi.buf, bi.len);
             got += s > 0;
-            any |= s != 0;
+            any |= uh_ws_need_wake(st, s);
         }
     }
     mp_thread_mutex_unlock(&st->ws_mutex);
