@@ -1,10 +1,6 @@
 """Forms (design.md section 11): req.form(), req.parts() and multipart
 uploads to the receiver, with real clients: requests (files=, data=),
-curl -F, and raw sockets that split the body at delimiter positions.
-
-Until the integrator wires the multipart parser into the server,
-uhttpd.Request has no form(): the app prints NOFORMS and this module is
-skipped."""
+curl -F, and raw sockets that split the body at delimiter positions."""
 import hashlib
 import json
 import os
@@ -17,20 +13,8 @@ import urllib.parse
 import pytest
 import requests
 
-from uhttpd_testlib import APPS, BINARY, start_app, stop_app
+from uhttpd_testlib import start_app, stop_app
 
-
-def _probe():
-    if not os.path.exists(BINARY):
-        return None          # let the fixtures fail loudly, as elsewhere
-    env = dict(os.environ, MICROPYPATH=str(APPS) + ":.frozen")
-    out = subprocess.run([BINARY, str(APPS / "forms.py"), "probe=1"], capture_output=True, env=env,
-                         timeout=20).stdout
-    return out.split(b"\n")[0].strip()
-
-
-if _probe() == b"NOFORMS":
-    pytest.skip("uhttpd.Request.form() not wired in yet (NOFORMS)", allow_module_level=True)
 
 BODY_BUFFER = 1024
 BOUNDARY = b"----uhttpdTestBoundary7MA4YWxk"

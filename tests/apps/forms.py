@@ -1,23 +1,14 @@
 # Test app: forms (design.md section 11).  argv: [acl=1]
-# [body_buffer=N] [max_body=N] [timeout=S] [probe=1]
-# Prints NOFORMS (and exits) while uhttpd.Request has no form(): the
-# multipart API is not wired in yet, and tests/test_forms.py skips.
+# [body_buffer=N] [max_body=N] [timeout=S]
 import sys
 import time
 import json
 import uhttpd
 
-if not hasattr(uhttpd.Request, "form"):
-    print("NOFORMS")
-    sys.exit(0)
-
 opts = {}
 for a in sys.argv[1:]:
     k, _, v = a.partition("=")
     opts[k] = v
-if opts.get("probe"):
-    print("FORMS")
-    sys.exit(0)
 
 import hashlib
 
