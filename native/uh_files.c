@@ -924,6 +924,7 @@ static mp_obj_t uh_recv_to(size_t n_args, const mp_obj_t *args) {
     mp_obj_t created = n_args > (size_t)(old_form ? 3 : 2) ? args[old_form ? 3 : 2] : mp_const_false;
     mp_obj_t tmp = uh_tmp_name(st, c, dst);
     uh_files_alloc(st);
+    uh_mprx_cleanup(c);   /* (never a multipart upload on the go here; the pump must not think so) */
     if (c->req.expect_continue && !c->continue_sent && !c->body_done && c->req.minor_version == 1) {
         c->continue_sent = 1;
         uh_send_gil(st, c, "HTTP/1.1 100 Continue\r\n\r\n", 25, 0);
