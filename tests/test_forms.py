@@ -613,7 +613,9 @@ def test_parts_slow_sender_does_not_stall_others(forms):
     s.sendall(body[:3000])
     t0 = time.monotonic()
     assert requests.post(forms.url + "/form", data={"x": "1"}, timeout=5).json() == {"x": "1"}
-    assert time.monotonic() - t0 < 1.0
+    # a stalled server would answer only after cutting the sender (408 after
+    # the app's 2 s timeout): this is liveness, not speed
+    assert time.monotonic() - t0 < 1.5
     s.sendall(body[3000:])
     out = b""
     while True:
