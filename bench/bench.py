@@ -188,6 +188,13 @@ def form_script():
     return p
 
 
+def cpu_ms(pid):
+    """CPU time (user + system) a process used so far, in ms."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * 1000.0 / os.sysconf("SC_CLK_TCK")
+
+
 def forms_bench(servers, www, up, reps, secs):
     """16 MiB as a multipart upload (curl -F) against the raw upload (curl -T)
     on the same uhttpd, and against Microdot's multipart (FormDataIter,
@@ -204,13 +211,16 @@ def forms_bench(servers, www, up, reps, secs):
         # 256-byte buffer and with 16 KiB (uhttpd's file_block)
         kinds = ("raw16m", "mp16m") if name == "uhttpd" else ("mp16m", "mp16m_16k")
         speeds = {k: [] for k in kinds}
+        cpu = {k: [] for k in kinds}     # the server's CPU time per upload: robust on a busy machine
         for i in range(reps):
             for k in kinds:
+                c0 = cpu_ms(srv.proc.pid)
                 # Expect: off for all: Microdot does not answer 100-continue
                 # (curl would wait a second before sending)
                 if k == "raw16m":
                     sp = curl_speed(["-H", "Expect:", "-T", str(big), srv.url + "/up%s/raw%d.bin" % (up, i)], 1)
                     speeds[k].append(sp[0][1])
+                    cpu[k].append(cpu_ms(srv.proc.pid) - c0)
                     r["codes"].append(sp[0][2])
                     continue
                 d = up / ("%s-%s-%d" % (name, k, i))
@@ -222,12 +232,14 @@ def forms_bench(servers, www, up, reps, secs):
                     url = srv.url + "/mp%s/?buf=%d" % (d, 16384 if k == "mp16m_16k" else 256)
                 sp = curl_speed(["-H", "Expect:", "-F", "note=bench", "-F", "f=@%s;filename=m.bin" % big, url], 1)
                 speeds[k].append(sp[0][1])
+                cpu[k].append(cpu_ms(srv.proc.pid) - c0)
                 r["codes"].append(sp[0][2])
                 f = d / "m.bin"
                 r["stored_ok"] &= f.exists() and hashlib.sha256(f.read_bytes()).hexdigest() == want
                 shutil.rmtree(d, ignore_errors=True)
         for k in kinds:
             r[k] = mib(median(speeds[k]))
+            r[k + "_cpu_ms"] = sum(cpu[k]) / len(cpu[k])   # mean: /proc counts 10 ms ticks
         import urllib.request
         rq = urllib.request.Request(srv.url + "/form", data=FORM_BODY.encode(), method="POST",
                                     headers={"Content-Type": "application/x-www-form-urlencoded"})
@@ -448,7 +460,7 @@ def main():
             results["files"] = files
 
         if "forms" in only:
-            results["forms"] = forms_bench(servers, www, up, 3 if a.quick else 5, secs)
+            results["forms"] = forms_bench(servers, www, up, 3 if a.quick else 9, secs)
 
         if "sse" in only:
             results["sse"] = {}
@@ -532,20 +544,26 @@ def render(r):
         L.append("")
         L.append("| | uhttpd | Microdot | uhttpd/Microdot |")
         L.append("|---|---|---|---|")
-        L.append("| upload 16 MiB, raw body (`curl -T`) (MiB/s) | %s | – | – |" % fmt(u["raw16m"]))
+        L.append("| upload 16 MiB, raw body (`curl -T`) (MiB/s; server CPU ms, mean) | %s; %s | – | – |" % (
+            fmt(u["raw16m"]), fmt(u["raw16m_cpu_ms"])))
         for k, label in (("mp16m", "default buffer (256 B)"), ("mp16m_16k", "`buffer_size` 16 KiB")):
             L.append("| upload 16 MiB as multipart/form-data (`curl -F`; receiver / FormDataIter + save(), %s) "
-                     "(MiB/s) | %s | %s | %.1fx |" % (label, fmt(u["mp16m"]), fmt(m[k]),
-                                                     u["mp16m"] / m[k] if m[k] else 0))
+                     "(MiB/s; server CPU ms, mean) | %s; %s | %s; %s | %.1fx; %.1fx |" % (
+                         label, fmt(u["mp16m"]), fmt(u["mp16m_cpu_ms"]), fmt(m[k]), fmt(m[k + "_cpu_ms"]),
+                         u["mp16m"] / m[k] if m[k] else 0,
+                         m[k + "_cpu_ms"] / u["mp16m_cpu_ms"] if u["mp16m_cpu_ms"] else 0))
         for k, label in (("form_wrk1", "1 client"), ("form_wrk8", "8 clients")):
             a, b = u[k]["rps"], m[k]["rps"]
             L.append("| urlencoded form posts, `req.form()` / `request.form`, %s (req/s) | %s | %s | %.1fx |" % (
                 label, fmt(a), fmt(b), a / b if b else 0))
         L.append("")
-        L.append("Multipart upload at %.0f%% of the raw upload's speed on the same server. Uploads stored "
+        L.append("Multipart upload at %.0f%% of the raw upload's speed on the same server (server CPU "
+                 "per upload: %.0f%% of the raw upload's). Uploads stored "
                  "correctly (sha256 on disk): uhttpd %s, Microdot %s; statuses uhttpd %s, Microdot %s; "
                  "non-2xx form replies: uhttpd %d, Microdot %d; a form post echoed: uhttpd `%s`, Microdot `%s`." % (
-                     100.0 * u["mp16m"] / u["raw16m"] if u["raw16m"] else 0, u["stored_ok"], m["stored_ok"],
+                     100.0 * u["mp16m"] / u["raw16m"] if u["raw16m"] else 0,
+                     100.0 * u["mp16m_cpu_ms"] / u["raw16m_cpu_ms"] if u["raw16m_cpu_ms"] else 0,
+                     u["stored_ok"], m["stored_ok"],
                      " ".join(sorted(set(u["codes"]))), " ".join(sorted(set(m["codes"]))),
                      u["form_wrk8"]["non2xx"] + u["form_wrk1"]["non2xx"],
                      m["form_wrk8"]["non2xx"] + m["form_wrk1"]["non2xx"], u["form_reply"], m["form_reply"]))
