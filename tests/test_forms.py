@@ -741,3 +741,40 @@ def test_receive_multipart_over_tls(tls_forms):
                       timeout=30)
     assert r.status_code == 201
     assert (tls_forms.root / "tls.bin").read_bytes() == data
+
+
+def test_parts_random_bodies_reads_and_splits(forms):
+    """Generated bodies (data full of near-delimiters, several parts) sent
+    in random pieces, read with random read(n)/readinto sizes: every part
+    arrives whole, in order.  Fixed seed: reproducible."""
+    import random
+    rnd = random.Random(1234)
+    near = [b"\r", b"\r\n", b"\r\n-", b"\r\n--", b"\r\n--" + BOUNDARY[:5], b"\r\n--" + BOUNDARY + b"x", b"--", b"\n"]
+    for case in range(12):
+        parts = []
+        for i in range(rnd.randint(1, 4)):
+            data = b"".join(rnd.choice(near) if rnd.random() < 0.3 else os.urandom(rnd.randint(0, 700))
+                            for _ in range(rnd.randint(0, 12)))
+            parts.append(("p%d" % i, rnd.choice([None, "f%d.bin" % i]), data))
+        body = mp_body(parts)
+        query = rnd.choice(["n=%d" % rnd.randint(1, 3000), "n=-1", "into=%d" % rnd.randint(1, 5000)])
+        cuts = sorted(rnd.sample(range(1, len(body)), min(4, len(body) - 1)))
+        out = send_split(forms, "/parts?" + query, body, cuts)
+        assert status_of(out) == 200, (case, out[:200])
+        got = [(p["name"], p["filename"], p["size"], p["sha256"]) for p in json_of(out)]
+        assert got == [(n, f, len(d), sha(d)) for n, f, d in parts], case
+
+
+def test_parts_client_vanishes_or_stalls(forms):
+    data = os.urandom(100000)
+    body = mp_body([("f", "f.bin", data)])
+    s = forms.connect()
+    s.sendall(head("/parts?into=1000", len(body)) + body[:30000])
+    s.close()                                   # vanishes mid-part
+    s = forms.connect(timeout=10)
+    s.sendall(head("/parts?into=1000", len(body)) + body[:30000])
+    out = s.recv(4096)                          # stalls: 408 after the app's 2 s timeout
+    s.close()
+    assert status_of(out) == 408
+    assert requests.post(forms.url + "/form", data={"ok": "1"}).json() == {"ok": "1"}
+    assert forms.alive()
