@@ -31,7 +31,7 @@ import zipfile
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parent
 BUILD = HERE / "_build"
-SECTIONS = ["core", "mem", "files", "sse", "tls", "ws"]
+SECTIONS = ["core", "mem", "files", "sse", "forms", "tls", "ws"]
 LAST = BUILD / "last.json"      # the raw numbers of the last run, per section
 SERVER_CPU = "0"
 CLIENT_CPU = "1"
@@ -147,8 +147,9 @@ http {
 
 # ---- measurements ---------------------------------------------------------------
 
-def wrk(url, conns, secs):
-    r = sh(["taskset", "-c", CLIENT_CPU, "wrk", "-t1", "-c%d" % conns, "-d%ds" % secs, "--latency", url])
+def wrk(url, conns, secs, script=None):
+    extra = ["-s", str(script)] if script else []
+    r = sh(["taskset", "-c", CLIENT_CPU, "wrk", "-t1", "-c%d" % conns, "-d%ds" % secs, "--latency"] + extra + [url])
     out = r.stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
 
@@ -182,6 +183,80 @@ def curl_speed(args, reps):
         d, u, code = r.stdout.split()
         speeds.append((float(d), float(u), code))
     return speeds
+
+
+FORM_BODY = "user=zo%C3%AB&pwd=s3cr3t%21&remember=on&next=%2Fhome%3Ftab%3D1"
+
+
+def form_script():
+    """wrk script: keep-alive POSTs of a small urlencoded form."""
+    p = BUILD / "form_post.lua"
+    p.write_text('wrk.method = "POST"\nwrk.body = "%s"\n'
+                 'wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"\n' % FORM_BODY)
+    return p
+
+
+def cpu_ms(pid):
+    """CPU time (user + system) a process used so far, in ms."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * 1000.0 / os.sysconf("SC_CLK_TCK")
+
+
+def forms_bench(servers, www, up, reps, secs):
+    """16 MiB as a multipart upload (curl -F) against the raw upload (curl -T)
+    on the same uhttpd, and against Microdot's multipart (FormDataIter,
+    FileUpload.save); small urlencoded posts read with req.form() /
+    request.form.  Every upload is checked on disk afterwards."""
+    import hashlib
+    big = www / "f16m.bin"
+    want = hashlib.sha256(big.read_bytes()).hexdigest()
+    out = {}
+    for name in ("uhttpd", "microdot"):
+        srv = servers[name]
+        r = {"codes": [], "stored_ok": True}
+        # uhttpd: raw and multipart; Microdot: multipart with its default
+        # 256-byte buffer and with 16 KiB (uhttpd's file_block)
+        kinds = ("raw16m", "mp16m") if name == "uhttpd" else ("mp16m", "mp16m_16k")
+        speeds = {k: [] for k in kinds}
+        cpu = {k: [] for k in kinds}     # the server's CPU time per upload: robust on a busy machine
+        for i in range(reps):
+            for k in kinds:
+                c0 = cpu_ms(srv.proc.pid)
+                # Expect: off for all: Microdot does not answer 100-continue
+                # (curl would wait a second before sending)
+                if k == "raw16m":
+                    sp = curl_speed(["-H", "Expect:", "-T", str(big), srv.url + "/up%s/raw%d.bin" % (up, i)], 1)
+                    speeds[k].append(sp[0][1])
+                    cpu[k].append(cpu_ms(srv.proc.pid) - c0)
+                    r["codes"].append(sp[0][2])
+                    continue
+                d = up / ("%s-%s-%d" % (name, k, i))
+                d.mkdir()
+                os.chmod(d, 0o777)
+                if name == "uhttpd":
+                    url = srv.url + "/up%s/" % d
+                else:
+                    url = srv.url + "/mp%s/?buf=%d" % (d, 16384 if k == "mp16m_16k" else 256)
+                sp = curl_speed(["-H", "Expect:", "-F", "note=bench", "-F", "f=@%s;filename=m.bin" % big, url], 1)
+                speeds[k].append(sp[0][1])
+                cpu[k].append(cpu_ms(srv.proc.pid) - c0)
+                r["codes"].append(sp[0][2])
+                f = d / "m.bin"
+                r["stored_ok"] &= f.exists() and hashlib.sha256(f.read_bytes()).hexdigest() == want
+                shutil.rmtree(d, ignore_errors=True)
+        for k in kinds:
+            r[k] = mib(median(speeds[k]))
+            r[k + "_cpu_ms"] = sum(cpu[k]) / len(cpu[k])   # mean: /proc counts 10 ms ticks
+        import urllib.request
+        rq = urllib.request.Request(srv.url + "/form", data=FORM_BODY.encode(), method="POST",
+                                    headers={"Content-Type": "application/x-www-form-urlencoded"})
+        with urllib.request.urlopen(rq, timeout=5) as resp:
+            r["form_reply"] = resp.read().decode()     # the parsed fields, echoed
+        r["form_wrk8"] = wrk(srv.url + "/form", 8, secs, form_script())
+        r["form_wrk1"] = wrk(srv.url + "/form", 1, secs, form_script())
+        out[name] = r
+    return out
 
 
 def mib(v):
@@ -887,7 +962,7 @@ def main():
     for f in www.iterdir():
         os.chmod(f, 0o644)
     only = set(a.only or SECTIONS)
-    plain = bool(only & {"core", "mem", "files", "sse"})
+    plain = bool(only & {"core", "mem", "files", "sse", "forms"})
     md = microdot_dir() if plain or "ws" in only else None
     results = {"date": time.strftime("%Y-%m-%d %H:%M"), "cpus": os.cpu_count(),
                "micropython": sh([binary, "-c", "import sys; print(sys.version)"]).stdout.strip(),
@@ -924,6 +999,9 @@ def main():
                 f["f1k_wrk8"] = wrk(srv.url + "/files/f1k.bin", 8, secs)["rps"]
                 files[name] = f
             results["files"] = files
+
+        if "forms" in only:
+            results["forms"] = forms_bench(servers, www, up, 3 if a.quick else 9, secs)
 
         if "sse" in only:
             results["sse"] = {}
@@ -1032,6 +1110,37 @@ def render(r):
             u, m, g = f["uhttpd"][k], f["microdot"][k], f["nginx"][k]
             L.append("| %s (%s) | %s | %s | %s | %.2fx | %.1fx |" % (label, unit, fmt(u), fmt(m), fmt(g),
                                                                      u / g if g else 0, u / m if m else 0))
+        L.append("")
+    if "forms" in r:
+        f = r["forms"]
+        u, m = f["uhttpd"], f["microdot"]
+        L.append("**Forms** (curl, median of runs, `Expect:` off for all; form posts with wrk, keep-alive)")
+        L.append("")
+        L.append("| | uhttpd | Microdot | uhttpd/Microdot |")
+        L.append("|---|---|---|---|")
+        L.append("| upload 16 MiB, raw body (`curl -T`) (MiB/s; server CPU ms, mean) | %s; %s | – | – |" % (
+            fmt(u["raw16m"]), fmt(u["raw16m_cpu_ms"])))
+        for k, label in (("mp16m", "default buffer (256 B)"), ("mp16m_16k", "`buffer_size` 16 KiB")):
+            L.append("| upload 16 MiB as multipart/form-data (`curl -F`; receiver / FormDataIter + save(), %s) "
+                     "(MiB/s; server CPU ms, mean) | %s; %s | %s; %s | %.1fx; %.1fx |" % (
+                         label, fmt(u["mp16m"]), fmt(u["mp16m_cpu_ms"]), fmt(m[k]), fmt(m[k + "_cpu_ms"]),
+                         u["mp16m"] / m[k] if m[k] else 0,
+                         m[k + "_cpu_ms"] / u["mp16m_cpu_ms"] if u["mp16m_cpu_ms"] else 0))
+        for k, label in (("form_wrk1", "1 client"), ("form_wrk8", "8 clients")):
+            a, b = u[k]["rps"], m[k]["rps"]
+            L.append("| urlencoded form posts, `req.form()` / `request.form`, %s (req/s) | %s | %s | %.1fx |" % (
+                label, fmt(a), fmt(b), a / b if b else 0))
+        L.append("")
+        L.append("Multipart upload at %.0f%% of the raw upload's speed on the same server (server CPU "
+                 "per upload: %.0f%% of the raw upload's). Uploads stored "
+                 "correctly (sha256 on disk): uhttpd %s, Microdot %s; statuses uhttpd %s, Microdot %s; "
+                 "non-2xx form replies: uhttpd %d, Microdot %d; a form post echoed: uhttpd `%s`, Microdot `%s`." % (
+                     100.0 * u["mp16m"] / u["raw16m"] if u["raw16m"] else 0,
+                     100.0 * u["mp16m_cpu_ms"] / u["raw16m_cpu_ms"] if u["raw16m_cpu_ms"] else 0,
+                     u["stored_ok"], m["stored_ok"],
+                     " ".join(sorted(set(u["codes"]))), " ".join(sorted(set(m["codes"]))),
+                     u["form_wrk8"]["non2xx"] + u["form_wrk1"]["non2xx"],
+                     m["form_wrk8"]["non2xx"] + m["form_wrk1"]["non2xx"], u["form_reply"], m["form_reply"]))
         L.append("")
     if "sse" in r:
         s = r["sse"]

@@ -508,6 +508,12 @@ def _receive(req, cfg):
     is_dir = path.endswith("/")
     if req.method() == DELETE:
         return _delete(req, path, fcfg)
+    if is_dir and _is_multipart(req):
+        # a form upload into the directory: every file part is checked by
+        # _mp_target as it arrives (C streams, renames and replies)
+        if req.header("content-length") is None and req.header("transfer-encoding") is None:
+            return req._file_reply(411)
+        return req._recv_mp(path, _mp_target, fcfg)
     s = _acl(fcfg, path, ACL_WO)
     if s:
         return req._file_reply(s)
@@ -531,6 +537,33 @@ def _receive(req, cfg):
             req._file_reply(201 if created else 200, None, "Created\n" if created else "OK\n")
     except OSError as e:
         req._file_reply(_errno_status(e))
+
+
+def _is_multipart(req):
+    ct = req.header("content-type")
+    return ct is not None and ct.split(b";", 1)[0].strip().lower() == b"multipart/form-data"
+
+
+def _mp_target(fcfg, d, name):
+    # Where a file part of a multipart upload into the directory d goes:
+    # its path, or the status to answer.  Called by the C side when the
+    # part's headers are complete, before anything is written.  The name is
+    # a base name: no separator, no "..", no NUL.
+    if name in (".", "..") or "/" in name or "\\" in name or "\0" in name:
+        return 400
+    p = d + name
+    if not _realname(p):
+        return 404
+    s = _acl(fcfg, p, ACL_WO)
+    if s:
+        return s
+    try:
+        _makedirs(d)
+        if _isdir(p):
+            return 409
+    except OSError as e:
+        return _errno_status(e)
+    return p
 
 
 def _delete(req, path, fcfg):

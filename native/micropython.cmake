@@ -14,6 +14,8 @@ set(UHTTPD_SOURCES
     ${CMAKE_CURRENT_LIST_DIR}/uh_tls.c
     ${CMAKE_CURRENT_LIST_DIR}/uh_wsframe.c
     ${CMAKE_CURRENT_LIST_DIR}/uh_wsapp.c
+    ${CMAKE_CURRENT_LIST_DIR}/uh_multipart.c
+    ${CMAKE_CURRENT_LIST_DIR}/uh_form.c
 )
 
 target_sources(usermod_uhttpd INTERFACE ${UHTTPD_SOURCES})

@@ -12,6 +12,8 @@ SRC_USERMOD_C += $(UHTTPD_MOD_DIR)/uh_sse.c
 SRC_USERMOD_C += $(UHTTPD_MOD_DIR)/uh_tls.c
 SRC_USERMOD_C += $(UHTTPD_MOD_DIR)/uh_wsframe.c
 SRC_USERMOD_C += $(UHTTPD_MOD_DIR)/uh_wsapp.c
+SRC_USERMOD_C += $(UHTTPD_MOD_DIR)/uh_multipart.c
+SRC_USERMOD_C += $(UHTTPD_MOD_DIR)/uh_form.c
 
 CFLAGS_USERMOD += -I$(UHTTPD_MOD_DIR)
 

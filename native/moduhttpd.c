@@ -25,6 +25,7 @@
 #include "py/mperrno.h"
 
 #include "uh_server.h"
+#include "uh_form.h"
 #if UH_TLS
 #include "uh_tls.h"
 #endif
@@ -326,10 +327,9 @@ static mp_obj_t uhttpd_request_header(mp_obj_t self_in, mp_obj_t name_in) {
 }
 static MP_DEFINE_CONST_FUN_OBJ_2(uhttpd_request_header_obj, uhttpd_request_header);
 
-/* application/x-www-form-urlencoded component: %XX and '+' decoded. */
-static mp_obj_t uh_form_decode(const char *s, size_t n) {
-    vstr_t v;
-    vstr_init(&v, n ? n : 1);
+/* application/x-www-form-urlencoded component: %XX and '+' decoded
+ * (appended to v; also used by req.form(), uh_form.c). */
+void uh_form_decode_into(vstr_t *v, const char *s, size_t n) {
     for (size_t i = 0; i < n; i++) {
         char ch = s[i];
         if (ch == '+') {
@@ -338,8 +338,14 @@ static mp_obj_t uh_form_decode(const char *s, size_t n) {
             ch = (char)(unichar_xdigit_value(s[i + 1]) * 16 + unichar_xdigit_value(s[i + 2]));
             i += 2;
         }
-        vstr_add_byte(&v, (byte)ch);
+        vstr_add_byte(v, (byte)ch);
     }
+}
+
+static mp_obj_t uh_form_decode(const char *s, size_t n) {
+    vstr_t v;
+    vstr_init(&v, n ? n : 1);
+    uh_form_decode_into(&v, s, n);
     return mp_obj_new_bytes_from_vstr(&v);
 }
 
@@ -638,6 +644,9 @@ static const mp_rom_map_elem_t uhttpd_request_locals_table[] = {
     { MP_ROM_QSTR(MP_QSTR_send), MP_ROM_PTR(&uhttpd_request_send_obj) },
     { MP_ROM_QSTR(MP_QSTR__recv_to), MP_ROM_PTR(&uh_recv_to_obj) },
     { MP_ROM_QSTR(MP_QSTR__file_reply), MP_ROM_PTR(&uh_file_reply_obj) },
+    { MP_ROM_QSTR(MP_QSTR_form), MP_ROM_PTR(&uh_form_obj) },
+    { MP_ROM_QSTR(MP_QSTR_parts), MP_ROM_PTR(&uh_parts_obj) },
+    { MP_ROM_QSTR(MP_QSTR__recv_mp), MP_ROM_PTR(&uh_recv_mp_obj) },
 };
 static MP_DEFINE_CONST_DICT(uhttpd_request_locals_dict, uhttpd_request_locals_table);
 

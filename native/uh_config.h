@@ -108,6 +108,20 @@
 #endif
 #endif
 
+/* Forms (uh_form.c): bytes for one multipart part's header block (its
+ * lines, plus the name and filename when they need unescaping); a larger
+ * block is 400.  Per connection, allocated when a server first parses a
+ * multipart body. */
+#ifndef UH_PART_HEADER
+#define UH_PART_HEADER (1024)
+#endif
+
+/* File parts one multipart upload to the receiver may store (each holds a
+ * temporary file until the body is complete); more: 413. */
+#ifndef UH_MAX_UPLOAD_FILES
+#define UH_MAX_UPLOAD_FILES (16)
+#endif
+
 /* Host test build that behaves like lwIP (see uh_port.h). */
 #ifndef UH_STRICT_LWIP
 #define UH_STRICT_LWIP (0)

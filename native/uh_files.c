@@ -25,11 +25,13 @@
 #include "py/stream.h"
 #include "py/mperrno.h"
 #include "py/objstr.h"
+#include "py/unicode.h"
 #include "extmod/vfs.h"
 #include "extmod/vfs_lfs.h"
 #include "extmod/vfs_posix.h"
 
 #include "uh_server.h"
+#include "uh_form.h"
 
 #if defined(__linux__)
 #include <sys/sendfile.h>
@@ -888,7 +890,10 @@ static mp_obj_t uh_tmp_name(uh_state_t *st, uh_conn_t *c, mp_obj_t dst) {
     return uh_str_concat(d, dn, suffix, (size_t)sn);
 }
 
+static void uh_mprx_cleanup(uh_conn_t *c);
+
 static void uh_rx_cleanup(uh_conn_t *c) {
+    uh_mprx_cleanup(c);
     if (c->file != MP_OBJ_NULL) {
         uh_file_close(c->file);
         c->file = MP_OBJ_NULL;
@@ -919,6 +924,7 @@ static mp_obj_t uh_recv_to(size_t n_args, const mp_obj_t *args) {
     mp_obj_t created = n_args > (size_t)(old_form ? 3 : 2) ? args[old_form ? 3 : 2] : mp_const_false;
     mp_obj_t tmp = uh_tmp_name(st, c, dst);
     uh_files_alloc(st);
+    uh_mprx_cleanup(c);   /* (never a multipart upload on the go here; the pump must not think so) */
     if (c->req.expect_continue && !c->continue_sent && !c->body_done && c->req.minor_version == 1) {
         c->continue_sent = 1;
         uh_send_gil(st, c, "HTTP/1.1 100 Continue\r\n\r\n", 25, 0);
@@ -962,6 +968,352 @@ static mp_obj_t uh_recv_to(size_t n_args, const mp_obj_t *args) {
     return mp_const_false;
 }
 MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(uh_recv_to_obj, 2, 4, uh_recv_to);
+
+/* ---- multipart upload into a directory (design.md section 11) -------------
+ *
+ * A POST (or PUT) of a multipart/form-data body to a directory url: every
+ * file part goes to <dir><its filename>, through a temporary file of its
+ * own as any upload; text fields are skipped.  When a file part's headers
+ * are complete, before anything is written, the Python side (_mp_target
+ * in frozen/uhttpd.py: the name rules, the real name, file_acl, parent
+ * directories) says where it goes or which status to answer.  A complete
+ * part waits as its temporary; once the body ended after the closing
+ * delimiter, the temporaries are renamed over their targets in part order
+ * and the reply is 201 with the JSON list of the stored paths.  A body cut
+ * off or malformed anywhere, a refused part, a full disk: that status, no
+ * file stored and no temporary left; every target stays as it was.
+ *
+ * The body streams through the loop like a raw upload (state FILE_RX,
+ * uh_rx_pump; min_rate applies), parsed without the GIL; the GIL is taken
+ * for the VFS (open, write, close, rename) and the target callback only.
+ * State: the connection's uh_form_t (parser, header buffer, the list of
+ * complete parts), c->file / c->rx_tmp / c->rx_dst for the part being
+ * written.  At most UH_MAX_UPLOAD_FILES file parts (413 beyond).
+ */
+
+static int uh_errno_status(int err) {
+    switch (err) {
+        case MP_ENOSPC:
+            return 507;
+        case MP_EACCES:
+        case MP_EPERM:
+        case MP_EROFS:
+            return 403;
+        case MP_ENOENT:
+            return 404;
+        case MP_EEXIST:
+        case MP_EISDIR:
+        case MP_ENOTDIR:
+            return 409;
+        default:
+            return 500;
+    }
+}
+
+/* The status for an exception caught in the upload (GIL held): an OSError
+ * by its errno; anything else is printed (a bug in a callback) and 500. */
+static int uh_exc_status(void *ret_val) {
+    mp_obj_t exc = MP_OBJ_FROM_PTR(ret_val);
+    if (mp_obj_is_subclass_fast(MP_OBJ_FROM_PTR(mp_obj_get_type(exc)), MP_OBJ_FROM_PTR(&mp_type_OSError))) {
+        mp_obj_t a = mp_obj_exception_get_value(exc);
+        return mp_obj_is_small_int(a) ? uh_errno_status((int)MP_OBJ_SMALL_INT_VALUE(a)) : 500;
+    }
+    mp_printf(MICROPY_ERROR_PRINTER, "uhttpd: exception in a multipart upload\n");
+    mp_obj_print_exception(MICROPY_ERROR_PRINTER, exc);
+    return 500;
+}
+
+/* Forget the multipart upload of c and remove its complete parts'
+ * temporaries (GIL held).  The part being written: uh_rx_cleanup. */
+static void uh_mprx_cleanup(uh_conn_t *c) {
+    uh_form_t *fm = c->form;
+    if (fm == NULL || !fm->rx) {
+        return;
+    }
+    if (fm->done != MP_OBJ_NULL) {
+        size_t n;
+        mp_obj_t *items;
+        mp_obj_list_get(fm->done, &n, &items);
+        for (size_t i = 0; i + 1 < n; i += 2) {
+            if (items[i] != mp_const_none) {
+                uh_remove_quiet(items[i]);
+                items[i] = mp_const_none;
+            }
+        }
+    }
+    fm->rx = 0;
+    fm->done = MP_OBJ_NULL;
+    fm->dir = MP_OBJ_NULL;
+    fm->target = MP_OBJ_NULL;
+    fm->cfg = MP_OBJ_NULL;
+}
+
+/* A part's headers are complete (no GIL).  0 or a status. */
+static int uh_mprx_begin(uh_state_t *st, uh_conn_t *c, const uh_mp_event_t *ev) {
+    uh_form_t *fm = c->form;
+    fm->skip = 1;
+    fm->empty = 0;
+    if (!ev->has_filename) {
+        return 0;                   /* a text field: not stored */
+    }
+    if (ev->filename.len == 0) {
+        fm->empty = 1;              /* a file input left empty (filename=""): skipped if it is */
+        return 0;
+    }
+    if (fm->nfiles >= UH_MAX_UPLOAD_FILES) {
+        return 413;
+    }
+    if (!utf8_check((const byte *)ev->filename.ptr, ev->filename.len)) {
+        return 400;
+    }
+    int status = 0;
+    MP_THREAD_GIL_ENTER();
+    nlr_buf_t nlr;
+    if (nlr_push(&nlr) == 0) {
+        mp_obj_t a[3] = { fm->cfg, fm->dir, mp_obj_new_str(ev->filename.ptr, ev->filename.len) };
+        mp_obj_t dst = mp_call_function_n_kw(fm->target, 3, 0, a);
+        if (mp_obj_is_small_int(dst)) {
+            mp_int_t v = MP_OBJ_SMALL_INT_VALUE(dst);
+            status = v >= 400 && v <= 599 ? (int)v : 500;
+        } else {
+            mp_obj_str_get_str(dst);    /* a str, or TypeError (500) */
+            mp_obj_t tmp = uh_tmp_name(st, c, dst);
+            c->file = uh_open(tmp, "wb");
+            c->rx_tmp = tmp;
+            c->rx_dst = dst;
+            fm->nfiles++;
+            fm->skip = 0;
+        }
+        nlr_pop();
+    } else {
+        status = uh_exc_status(nlr.ret_val);
+    }
+    MP_THREAD_GIL_EXIT();
+    return status;
+}
+
+/* Part data (no GIL).  0 or a status. */
+static int uh_mprx_data(uh_conn_t *c, const char *p, size_t n) {
+    uh_form_t *fm = c->form;
+    if (fm->skip) {
+        return fm->empty && n > 0 ? 400 : 0;   /* data with filename="": no name to store it under */
+    }
+    int err;
+    MP_THREAD_GIL_ENTER();
+    nlr_buf_t nlr;
+    if (nlr_push(&nlr) == 0) {
+        err = uh_write_all(c->file, p, n);
+        nlr_pop();
+    } else {
+        err = -uh_exc_status(nlr.ret_val);
+    }
+    MP_THREAD_GIL_EXIT();
+    if (err < 0) {
+        return -err;
+    }
+    return err ? (err == MP_ENOSPC ? 507 : 500) : 0;
+}
+
+/* A part's data is complete (no GIL): close its file (a close that
+ * fails, e.g. a flush onto a full disk, fails the upload) and keep it for
+ * the rename.  0 or a status. */
+static int uh_mprx_end(uh_conn_t *c) {
+    uh_form_t *fm = c->form;
+    int was_file = !fm->skip;
+    fm->skip = 1;
+    fm->empty = 0;
+    if (!was_file) {
+        return 0;
+    }
+    int status = 0;
+    MP_THREAD_GIL_ENTER();
+    nlr_buf_t nlr;
+    if (nlr_push(&nlr) == 0) {
+        mp_obj_t f = c->file;
+        c->file = MP_OBJ_NULL;
+        mp_stream_close(f);
+        mp_obj_list_append(fm->done, c->rx_tmp);
+        mp_obj_list_append(fm->done, c->rx_dst);
+        c->rx_tmp = MP_OBJ_NULL;   /* the list owns it now */
+        c->rx_dst = MP_OBJ_NULL;
+        nlr_pop();
+    } else {
+        status = uh_exc_status(nlr.ret_val);
+    }
+    MP_THREAD_GIL_EXIT();
+    return status;
+}
+
+/* Body bytes p[0:n) of a multipart upload (no GIL).  0 or a status. */
+static int uh_mprx_feed(uh_state_t *st, uh_conn_t *c, const char *p, size_t n) {
+    uh_form_t *fm = c->form;
+    size_t pos = 0;
+    while (!fm->mp_done) {
+        size_t used;
+        uh_mp_event_t ev;
+        int r = uh_mp_feed(&fm->mp, p + pos, n - pos, &used, &ev);
+        pos += used;
+        int s;
+        switch (r) {
+            case UH_MP_NEED_MORE:
+                return 0;
+            case UH_MP_DONE:
+                fm->mp_done = 1;   /* the rest of the body is epilogue */
+                s = 0;
+                break;
+            case UH_MP_PART_BEGIN:
+                s = uh_mprx_begin(st, c, &ev);
+                break;
+            case UH_MP_DATA:
+                s = uh_mprx_data(c, ev.data.ptr, ev.data.len);
+                break;
+            case UH_MP_PART_END:
+                s = uh_mprx_end(c);
+                break;
+            default:
+                s = 400;
+                break;
+        }
+        if (s) {
+            return s;
+        }
+    }
+    return 0;
+}
+
+static void uh_json_str(vstr_t *v, const char *s, size_t n) {
+    static const char hex[] = "0123456789abcdef";
+    vstr_add_byte(v, '"');
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch == '"' || ch == '\\') {
+            vstr_add_byte(v, '\\');
+            vstr_add_byte(v, ch);
+        } else if (ch < 0x20) {
+            vstr_add_str(v, "\\u00");
+            vstr_add_byte(v, (byte)hex[ch >> 4]);
+            vstr_add_byte(v, (byte)hex[ch & 15]);
+        } else {
+            vstr_add_byte(v, ch);
+        }
+    }
+    vstr_add_byte(v, '"');
+}
+
+/* The body is complete (GIL held): rename every stored part into place in
+ * order and reply 201 with their paths.  Returns 0 (replied), or the status
+ * to answer (the upload state is then still to be cleaned up).  A rename
+ * that fails (rare: the checks ran at the part's start) fails the reply;
+ * the parts renamed before it stay. */
+static int uh_mprx_commit(uh_state_t *st, uh_conn_t *c) {
+    uh_form_t *fm = c->form;
+    if (!fm->mp_done) {
+        return 400;                 /* the body ended before the closing delimiter */
+    }
+    size_t n;
+    mp_obj_t *items;
+    mp_obj_list_get(fm->done, &n, &items);
+    vstr_t js;
+    vstr_init(&js, 16 + n * 32);
+    vstr_add_byte(&js, '[');
+    int status = 0;
+    for (size_t i = 0; i + 1 < n; i += 2) {
+        mp_obj_t tmp = items[i];
+        items[i] = mp_const_none;
+        if (status) {
+            uh_remove_quiet(tmp);
+            continue;
+        }
+        int err = uh_commit(tmp, items[i + 1]);   /* removes tmp when it fails */
+        if (err) {
+            status = uh_errno_status(err);
+            continue;
+        }
+        size_t dl;
+        const char *d = mp_obj_str_get_data(items[i + 1], &dl);
+        if (js.len > 1) {
+            vstr_add_str(&js, ", ");
+        }
+        uh_json_str(&js, d, dl);
+    }
+    vstr_add_byte(&js, ']');
+    uh_mprx_cleanup(c);
+    if (status) {
+        vstr_clear(&js);
+        return status;
+    }
+    size_t hn = uh_build_head(st, c, 201, NULL, 0, "application/json", 16, mp_const_none, st->cors,
+        (int64_t)js.len, NULL);
+    c->resp = UH_RESP_WRITTEN;
+    uh_send_gil(st, c, c->tx, hn, 1);
+    uh_send_gil(st, c, js.buf, js.len, 0);
+    vstr_clear(&js);
+    return 0;
+}
+
+/* Request._recv_mp(dir, target, cfg): the multipart upload of this
+ * request into the directory dir (ends with '/'); target(cfg, dir,
+ * filename) -> path or status is asked for every file part.  Replies
+ * itself: at once when the body is already in, else the loop finishes the
+ * upload (state FILE_RX) and replies. */
+static mp_obj_t uh_recv_mp(size_t n_args, const mp_obj_t *args) {
+    uhttpd_request_obj_t *ro = MP_OBJ_TO_PTR(args[0]);
+    uh_state_t *st = ro->st;
+    uh_conn_t *c = ro->conn;
+    if (c == NULL || c->state != UH_CS_BUSY || c->resp != UH_RESP_NONE) {
+        mp_raise_msg(&mp_type_OSError, MP_ERROR_TEXT("request is over"));
+    }
+    mp_obj_str_get_str(args[1]);
+    uh_files_alloc(st);
+    uh_form_t *fm = uh_form_state(st, c);
+    uh_span_t ct = uh_form_ctype(c);
+    fm->serial = 0;
+    if (uh_mp_init(&fm->mp, ct.ptr, ct.len, fm->hbuf, UH_PART_HEADER) < 0) {
+        c->keep_alive = 0;
+        uh_reply_simple(st, c, 400, NULL, "bad multipart/form-data Content-Type\n");
+        return mp_const_none;
+    }
+    fm->done = mp_obj_new_list(0, NULL);
+    fm->dir = args[1];
+    fm->target = args[2];
+    fm->cfg = n_args > 3 ? args[3] : mp_const_none;
+    fm->nfiles = 0;
+    fm->mp_done = 0;
+    fm->skip = 1;
+    fm->empty = 0;
+    fm->rx = 1;
+    int status = 0;
+    nlr_buf_t nlr;
+    if (nlr_push(&nlr) == 0) {
+        uh_send_continue(st, c);
+        if (c->ravail) {
+            /* body bytes that came with the head */
+            const char *p = c->buf + c->rpos;
+            size_t n = c->ravail;
+            uh_body_consume(c, n);
+            MP_THREAD_GIL_EXIT();
+            status = uh_mprx_feed(st, c, p, n);
+            MP_THREAD_GIL_ENTER();
+        }
+        if (!status && (c->body_done || c->body_kind == UH_BODY_NONE)) {
+            status = uh_mprx_commit(st, c);   /* replies 201 */
+        }
+        nlr_pop();
+    } else {
+        uh_rx_cleanup(c);
+        nlr_jump(nlr.ret_val);
+    }
+    if (status) {
+        uh_rx_cleanup(c);
+        c->keep_alive = 0;
+        uh_reply_simple(st, c, status, NULL, NULL);
+    } else if (c->resp == UH_RESP_NONE) {
+        c->resp = UH_RESP_DEFERRED;
+        c->next_state = UH_CS_FILE_RX;
+    }
+    return mp_const_none;
+}
+MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(uh_recv_mp_obj, 3, 4, uh_recv_mp);
 
 /* ---- the loop side (no GIL on entry) -------------------------------------- */
 
@@ -1075,6 +1427,8 @@ static void uh_tx_pump(uh_state_t *st, uh_conn_t *c) {
     }
 }
 
+static void uh_rx_finish(uh_state_t *st, uh_conn_t *c, const char *rest, size_t restlen);
+
 static void uh_rx_done(uh_state_t *st, uh_conn_t *c, const char *rest, size_t restlen) {
     uh_conn_scratch(st, c);   /* a reply from the loop: this level's scratch */
     MP_THREAD_GIL_ENTER();
@@ -1092,6 +1446,34 @@ static void uh_rx_done(uh_state_t *st, uh_conn_t *c, const char *rest, size_t re
         c->io_error = 1;
     }
     MP_THREAD_GIL_EXIT();
+    uh_rx_finish(st, c, rest, restlen);
+}
+
+/* The body of a multipart upload is complete (no GIL): rename and reply,
+ * or answer the error. */
+static void uh_mprx_done(uh_state_t *st, uh_conn_t *c, const char *rest, size_t restlen) {
+    uh_conn_scratch(st, c);
+    MP_THREAD_GIL_ENTER();
+    int status;
+    nlr_buf_t nlr;
+    if (nlr_push(&nlr) == 0) {
+        status = uh_mprx_commit(st, c);
+        nlr_pop();
+    } else {
+        /* the reply could not be sent, or a bug: nothing is left behind */
+        status = c->io_error ? 0 : uh_exc_status(nlr.ret_val);
+        uh_rx_cleanup(c);
+    }
+    MP_THREAD_GIL_EXIT();
+    if (status) {
+        uh_stream_abort(st, c, status);
+        return;
+    }
+    uh_rx_finish(st, c, rest, restlen);
+}
+
+/* After the reply to an upload (no GIL): the next request, or close. */
+static void uh_rx_finish(uh_state_t *st, uh_conn_t *c, const char *rest, size_t restlen) {
     c->state = UH_CS_BUSY;
     if (c->io_error) {
         uh_conn_close(st, c);
@@ -1152,7 +1534,14 @@ static void uh_rx_pump(uh_state_t *st, uh_conn_t *c) {
             c->body_left -= dn;
             done = c->body_left == 0;
         }
-        if (dn > 0) {
+        int multipart = c->form != NULL && c->form->rx;
+        if (dn > 0 && multipart) {
+            int s = uh_mprx_feed(st, c, c->fbuf, dn);
+            if (s) {
+                uh_stream_abort(st, c, s);
+                return;
+            }
+        } else if (dn > 0) {
             int err;
             MP_THREAD_GIL_ENTER();
             err = uh_write_all(c->file, c->fbuf, dn);
@@ -1164,7 +1553,11 @@ static void uh_rx_pump(uh_state_t *st, uh_conn_t *c) {
         }
         if (done) {
             c->body_done = 1;
-            uh_rx_done(st, c, c->fbuf + dn, rest);
+            if (multipart) {
+                uh_mprx_done(st, c, c->fbuf + dn, rest);
+            } else {
+                uh_rx_done(st, c, c->fbuf + dn, rest);
+            }
             return;
         }
     }

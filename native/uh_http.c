@@ -27,6 +27,7 @@
 #include "py/objstr.h"
 
 #include "uh_server.h"
+#include "uh_form.h"
 #if UH_TLS
 #include "uh_tls.h"
 #endif
@@ -154,65 +155,100 @@ static size_t uh_body_recv(uh_state_t *st, uh_conn_t *c, char *dst, size_t n) {
     return (size_t)r;
 }
 
+/* Chunked: receive into the connection buffer after the head and decode in
+ * place (every raw byte is consumed by the decoder); the decoded bytes are
+ * then at buf[rpos..rpos+ravail). */
+static void uh_body_recv_chunked(uh_state_t *st, uh_conn_t *c) {
+    c->rpos = c->head_len;
+    c->len = c->head_len;
+    if (c->cap <= c->len) {
+        uh_body_fail(c, 413, MP_EFBIG);   /* no room after a maximal head (body_buffer=0) */
+    }
+    size_t dn = uh_body_recv(st, c, c->buf + c->len, c->cap - c->len);
+    int d = uh_decode_chunked(&c->chunk, c->buf + c->len, &dn);
+    if (d < 0 && d != UH_PARTIAL) {
+        uh_body_fail(c, (uint16_t)(-d), MP_EINVAL);
+    }
+    c->ravail = dn;
+    c->body_total += dn;
+    c->len += dn;
+    if (d >= 0) {
+        c->body_done = 1;
+        c->len += (size_t)d;     /* a pipelined request follows */
+    }
+    if (c->body_total > st->max_body) {
+        uh_body_fail(c, 413, MP_EFBIG);
+    }
+}
+
+void uh_body_consume(uh_conn_t *c, size_t k) {
+    c->rpos += k;
+    c->ravail -= k;
+    if (c->body_kind == UH_BODY_LENGTH) {
+        c->body_left -= k;
+        if (c->body_left == 0) {
+            c->body_done = 1;
+        }
+    }
+}
+
+size_t uh_body_fill(uh_state_t *st, uh_conn_t *c) {
+    if (c->body_kind == UH_BODY_NONE) {
+        return 0;
+    }
+    while (c->ravail == 0) {
+        if (c->io_error) {
+            mp_raise_OSError(MP_ECONNRESET);
+        }
+        if (c->body_done) {
+            return 0;
+        }
+        uh_send_continue(st, c);
+        if (c->body_kind == UH_BODY_CHUNKED) {
+            uh_body_recv_chunked(st, c);
+            continue;
+        }
+        /* nothing of the body is buffered, so nothing after it either:
+         * the buffer after the head is free */
+        size_t room = c->cap > c->head_len ? c->cap - c->head_len : 0;
+        if ((uint64_t)room > c->body_left) {
+            room = (size_t)c->body_left;
+        }
+        if (room == 0) {
+            uh_body_fail(c, 413, MP_EFBIG);
+        }
+        size_t r = uh_body_recv(st, c, c->buf + c->head_len, room);
+        c->rpos = c->head_len;
+        c->ravail = r;
+        c->len = c->head_len + r;
+    }
+    return c->ravail;
+}
+
 /* Read up to n body bytes into dst.  Returns 0 at the end of the body. */
 mp_int_t uh_body_read(uh_state_t *st, uh_conn_t *c, char *dst, size_t n) {
     if (n == 0 || c->body_kind == UH_BODY_NONE) {
         return 0;
     }
-    for (;;) {
-        if (c->ravail > 0) {
-            size_t k = n < c->ravail ? n : c->ravail;
-            memcpy(dst, c->buf + c->rpos, k);
-            c->rpos += k;
-            c->ravail -= k;
-            if (c->body_kind == UH_BODY_LENGTH) {
-                c->body_left -= k;
-                if (c->body_left == 0) {
-                    c->body_done = 1;
-                }
-            }
-            return (mp_int_t)k;
-        }
-        if (c->body_done || c->io_error) {
-            if (c->io_error) {
-                mp_raise_OSError(MP_ECONNRESET);
-            }
-            return 0;
-        }
+    if (c->ravail == 0 && c->body_kind == UH_BODY_LENGTH && !c->body_done && !c->io_error) {
+        /* nothing buffered: receive straight into the caller's buffer */
         uh_send_continue(st, c);
-        if (c->body_kind == UH_BODY_LENGTH) {
-            /* nothing buffered: receive straight into the caller's buffer */
-            size_t want = n;
-            if ((uint64_t)want > c->body_left) {
-                want = (size_t)c->body_left;
-            }
-            size_t r = uh_body_recv(st, c, dst, want);
-            c->body_left -= (uint64_t)r;
-            if (c->body_left == 0) {
-                c->body_done = 1;
-            }
-            return (mp_int_t)r;
+        size_t want = n;
+        if ((uint64_t)want > c->body_left) {
+            want = (size_t)c->body_left;
         }
-        /* Chunked: receive into the connection buffer after the head and
-         * decode in place (every raw byte is consumed by the decoder). */
-        c->rpos = c->head_len;
-        c->len = c->head_len;
-        size_t dn = uh_body_recv(st, c, c->buf + c->len, c->cap - c->len);
-        int d = uh_decode_chunked(&c->chunk, c->buf + c->len, &dn);
-        if (d < 0 && d != UH_PARTIAL) {
-            uh_body_fail(c, (uint16_t)(-d), MP_EINVAL);
-        }
-        c->ravail = dn;
-        c->body_total += dn;
-        c->len += dn;
-        if (d >= 0) {
+        size_t r = uh_body_recv(st, c, dst, want);
+        c->body_left -= (uint64_t)r;
+        if (c->body_left == 0) {
             c->body_done = 1;
-            c->len += (size_t)d;     /* a pipelined request follows */
         }
-        if (c->body_total > st->max_body) {
-            uh_body_fail(c, 413, MP_EFBIG);
-        }
+        return (mp_int_t)r;
     }
+    size_t avail = uh_body_fill(st, c);
+    size_t k = n < avail ? n : avail;
+    memcpy(dst, c->buf + c->rpos, k);
+    uh_body_consume(c, k);
+    return (mp_int_t)k;
 }
 
 void uh_send_continue(uh_state_t *st, uh_conn_t *c) {
@@ -485,7 +521,9 @@ static void uh_serve(uh_state_t *st, uh_conn_t *c) {
         nlr_pop();
     } else {
         mp_obj_t exc = MP_OBJ_FROM_PTR(nlr.ret_val);
-        if (!c->io_error) {
+        if (!c->io_error && !c->err_status) {
+            /* (err_status: a bad request body, e.g. a malformed form; the
+             * client's fault, not the handler's: no traceback) */
             mp_printf(MICROPY_ERROR_PRINTER, "uhttpd: exception in handler\n");
             mp_obj_print_exception(MICROPY_ERROR_PRINTER, exc);
         }
@@ -519,6 +557,7 @@ static void uh_serve(uh_state_t *st, uh_conn_t *c) {
         c->keep_alive = 0;
     }
     ro->conn = NULL;   /* a Request kept past its handler is dead */
+    uh_form_end(c);    /* and so are its parts() */
     if (c->resp == UH_RESP_DEFERRED && c->io.fd >= 0 && !c->io_error) {
         /* a file stream takes over; the loop completes the reply */
         if (c->next_state == UH_CS_FILE_TX) {

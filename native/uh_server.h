@@ -187,6 +187,7 @@ typedef struct _uh_conn_t {
     mp_obj_t file;         /* open VFS file or MP_OBJ_NULL */
     mp_obj_t rx_tmp;       /* upload: temporary path beside the target */
     mp_obj_t rx_dst;       /* upload: the target path */
+    struct uh_form *form;  /* forms and multipart state (uh_form.h), NULL until used */
     char *fbuf;            /* st->file_block bytes (serve()/receive() set up) */
     size_t fpos, fend;     /* pending bytes in fbuf */
     uint64_t file_off;     /* download: next file offset (sendfile) */
@@ -337,6 +338,12 @@ static inline void uh_conn_scratch(uh_state_t *st, uh_conn_t *c) {
  * On failure they mark the connection and raise OSError. */
 void uh_send_gil(uh_state_t *st, uh_conn_t *c, const void *data, size_t len, int more);
 mp_int_t uh_body_read(uh_state_t *st, uh_conn_t *c, char *dst, size_t n);
+/* Body bytes in place: make some available at buf[rpos..rpos+ravail)
+ * (receiving, and waiting, only when none are); returns ravail, 0 at the
+ * end of the body; raises like uh_body_read.  uh_body_consume(c, k) marks
+ * k of them read (they stay in the buffer until the next fill). */
+size_t uh_body_fill(uh_state_t *st, uh_conn_t *c);
+void uh_body_consume(uh_conn_t *c, size_t k);
 
 #define UH_LEN_CHUNKED (-1)
 #define UH_LEN_NONE (-2)

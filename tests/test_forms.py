@@ -1,10 +1,6 @@
 """Forms (design.md section 11): req.form(), req.parts() and multipart
 uploads to the receiver, with real clients: requests (files=, data=),
-curl -F, and raw sockets that split the body at delimiter positions.
-
-Until the integrator wires the multipart parser into the server,
-uhttpd.Request has no form(): the app prints NOFORMS and this module is
-skipped."""
+curl -F, and raw sockets that split the body at delimiter positions."""
 import hashlib
 import json
 import os
@@ -17,20 +13,8 @@ import urllib.parse
 import pytest
 import requests
 
-from uhttpd_testlib import APPS, BINARY, start_app, stop_app
+from uhttpd_testlib import start_app, stop_app
 
-
-def _probe():
-    if not os.path.exists(BINARY):
-        return None          # let the fixtures fail loudly, as elsewhere
-    env = dict(os.environ, MICROPYPATH=str(APPS) + ":.frozen")
-    out = subprocess.run([BINARY, str(APPS / "forms.py"), "probe=1"], capture_output=True, env=env,
-                         timeout=20).stdout
-    return out.split(b"\n")[0].strip()
-
-
-if _probe() == b"NOFORMS":
-    pytest.skip("uhttpd.Request.form() not wired in yet (NOFORMS)", allow_module_level=True)
 
 BODY_BUFFER = 1024
 BOUNDARY = b"----uhttpdTestBoundary7MA4YWxk"
@@ -505,3 +489,292 @@ def test_receive_url_quoted_directory(forms, updir):
     r = requests.post(forms.url + "/up" + urllib.parse.quote(str(sub)) + "/", files={"f": ("s.txt", b"s")})
     assert r.status_code == 201
     assert (sub / "s.txt").read_bytes() == b"s"
+
+
+# ---- decisions of this implementation (README "Forms") ----------------------------------
+
+def test_form_other_content_type_gives_empty_dict_body_unread(forms):
+    for ctype in ("application/json", "text/plain", None):
+        h = {"Content-Type": ctype} if ctype else {}
+        r = requests.post(forms.url + "/form-body", data=b'{"a": "1"}', headers=h)
+        assert r.status_code == 200 and r.json() == {"form": {}, "body": '{"a": "1"}'}, ctype
+
+
+def test_form_urlencoded_charset_param_and_bare_keys(forms):
+    r = requests.post(forms.url + "/form", data=b"a=1&&bare&b=&a=2",
+                      headers={"Content-Type": "Application/X-WWW-Form-Urlencoded; charset=UTF-8"})
+    assert r.status_code == 200 and r.json() == {"a": "2", "bare": "", "b": ""}
+
+
+def test_form_chunked_body_buffer_edges(forms):
+    for size, status in ((BODY_BUFFER - 1, 200), (BODY_BUFFER, 200), (BODY_BUFFER + 1, 413)):
+        body = b"k=" + b"v" * (size - 2)
+        r = requests.post(forms.url + "/form", data=iter([body[:7], body[7:]]),
+                          headers={"Content-Type": "application/x-www-form-urlencoded"})
+        assert r.status_code == status, size
+        if status == 200:
+            assert r.json() == {"k": "v" * (size - 2)}
+
+
+@pytest.mark.parametrize("size,status", [(BODY_BUFFER, 200), (BODY_BUFFER + 1, 413)])
+def test_form_expect_100_continue(forms, size, status):
+    # the loop does not wait for such a body: form() reads it (or refuses it unread)
+    body = b"k=" + b"v" * (size - 2)
+    s = forms.connect(timeout=10)
+    try:
+        s.sendall(head("/form", size, "application/x-www-form-urlencoded", b"Expect: 100-continue\r\n"))
+        first = s.recv(65536)
+        # Python routes get 100 Continue before the handler runs (design 4)
+        assert first.startswith(b"HTTP/1.1 100 Continue\r\n\r\n"), first
+        if status == 413:
+            while b"\r\n\r\n" not in first[25:]:
+                first += s.recv(65536)
+            assert status_of(first[25:]) == 413
+            return
+        s.sendall(body)
+        out = first[25:]
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            out += b
+        assert status_of(out) == 200 and json_of(out) == {"k": "v" * (size - 2)}
+    finally:
+        s.close()
+
+
+@pytest.mark.parametrize("body,ctype", [
+    (b"a=%FF%FE", "application/x-www-form-urlencoded"),
+    (mp_body([("a", None, b"\xff\xfe")]), CT),
+    (b"--" + BOUNDARY + b'\r\nContent-Disposition: form-data; name="\xff"\r\n\r\nx\r\n--' + BOUNDARY + b"--\r\n", CT),
+], ids=["urlencoded-value", "multipart-value", "multipart-name"])
+def test_form_not_utf8_400(forms, body, ctype):
+    r = requests.post(forms.url + "/form", data=body, headers={"Content-Type": ctype})
+    assert r.status_code == 400
+
+
+def test_form_errors_no_traceback_and_catchable(forms):
+    before = forms.log()
+    r = requests.post(forms.url + "/form", data=mp_body([("a", None, b"1")], close=False), headers={"Content-Type": CT})
+    assert r.status_code == 400
+    assert forms.log().count("Traceback") == before.count("Traceback")
+    r = requests.post(forms.url + "/form-caught", data=mp_body([("a", None, b"1")], close=False),
+                      headers={"Content-Type": CT})
+    assert r.status_code == 422 and r.text.startswith("caught ValueError")
+    r = requests.post(forms.url + "/form-caught", data=b"k=" + b"v" * BODY_BUFFER,
+                      headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 422 and r.text == "caught OSError 27"    # EFBIG
+    assert forms.alive()
+
+
+def test_parts_not_multipart_415(forms):
+    for h in ({"Content-Type": "application/x-www-form-urlencoded"}, {}):
+        r = requests.post(forms.url + "/parts", data=b"a=1", headers=h)
+        assert r.status_code == 415
+
+
+def test_parts_skip_rest_when_iterator_moves_on(forms):
+    data = os.urandom(200000)
+    r = requests.post(forms.url + "/parts-rules?mode=skip",
+                      files=[("a", ("a.bin", b"abcdef" + data)), ("b", (None, "xyz123")), ("c", ("c", b"Q"))])
+    assert r.status_code == 200 and r.json() == [["a", "abc", ""], ["b", "xyz", ""], ["c", "Q", ""]]
+
+
+def test_parts_dead_after_iterator_moves_on(forms):
+    r = requests.post(forms.url + "/parts-rules?mode=dead", files=[("a", (None, "first")), ("b", (None, "second"))])
+    assert r.status_code == 200 and r.json() == ["dead", "dead", "second"]
+
+
+def test_parts_dead_after_request(forms):
+    with requests.Session() as s:        # the same connection (and Request object) serves the next request
+        r = s.post(forms.url + "/parts-rules?mode=keep", files=[("a", (None, "x" * 5000))])
+        assert r.json() == ["a"]
+        assert s.get(forms.url + "/parts-kept").text == "dead"
+        r = s.post(forms.url + "/parts-rules?mode=keep", files=[("a", (None, "y"))])
+        assert requests.get(forms.url + "/parts-kept").text == "dead"
+
+
+def test_parts_part_header_buffer_edges(forms):
+    # UH_PART_HEADER (1024): the part's header block, lines stored with LF ends
+    disp = b'Content-Disposition: form-data; name="a"'
+    for pad, status in ((0, 200), (1, 200), (2, 400)):
+        k = 1024 - (len(disp) + 1) - len(b"X-Pad: \n") - 1 + pad
+        body = mp_body([("a", None, b"1", [b"X-Pad: " + b"p" * k])])
+        r = requests.post(forms.url + "/parts", data=body, headers={"Content-Type": CT})
+        assert r.status_code == status, (pad, r.text)
+
+
+def test_parts_slow_sender_does_not_stall_others(forms):
+    # a part body trickling in: the handler waits in nested loop passes
+    data = os.urandom(20000)
+    body = mp_body([("f", "f.bin", data)])
+    s = forms.connect(timeout=10)
+    s.sendall(head("/parts?into=1000", len(body)))
+    s.sendall(body[:3000])
+    t0 = time.monotonic()
+    assert requests.post(forms.url + "/form", data={"x": "1"}, timeout=5).json() == {"x": "1"}
+    # a stalled server would answer only after cutting the sender (408 after
+    # the app's 2 s timeout): this is liveness, not speed
+    assert time.monotonic() - t0 < 1.5
+    s.sendall(body[3000:])
+    out = b""
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        out += b
+    s.close()
+    assert status_of(out) == 200 and [(p["size"], p["sha256"]) for p in json_of(out)] == [(len(data), sha(data))]
+
+
+# ---- the receiver: decisions ---------------------------------------------------------------
+
+MAX_FILES = 16       # UH_MAX_UPLOAD_FILES
+
+
+@pytest.mark.parametrize("n,status", [(MAX_FILES - 1, 201), (MAX_FILES, 201), (MAX_FILES + 1, 413)])
+def test_receive_max_files_edges(forms, updir, n, status):
+    files = [("f%d" % i, ("n%02d.txt" % i, b"%d" % i)) for i in range(n)] + [("t", (None, "text is not a file"))]
+    r = requests.post(forms.url + "/up" + str(updir) + "/", files=files)
+    assert r.status_code == status
+    if status == 201:
+        stored_ok(r.json(), [updir / ("n%02d.txt" % i) for i in range(n)])
+        assert names_in(updir) == ["n%02d.txt" % i for i in range(n)]
+    else:
+        assert names_in(updir) == []
+
+
+def test_receive_text_fields_only_201_empty_list(forms, updir):
+    r = requests.post(forms.url + "/up" + str(updir) + "/", files={"a": (None, "1")})
+    assert r.status_code == 201 and r.json() == [] and names_in(updir) == []
+
+
+def test_receive_empty_file_input_skipped_but_not_with_data(forms, updir):
+    # what a browser sends for a file input left empty: filename="" and no data
+    body = mp_body([("f", "", b""), ("g", "g.txt", b"g")])
+    r = requests.post(forms.url + "/up" + str(updir) + "/", data=body, headers={"Content-Type": CT})
+    assert r.status_code == 201
+    stored_ok(r.json(), [updir / "g.txt"])
+    body = mp_body([("g", "g2.txt", b"g"), ("f", "", b"data without a name")])
+    r = requests.post(forms.url + "/up" + str(updir) + "/", data=body, headers={"Content-Type": CT})
+    assert r.status_code == 400 and names_in(updir) == ["g.txt"]
+
+
+def test_receive_all_or_nothing(forms, updir):
+    """A later part that fails (bad name, cut-off body) stores none of the
+    earlier ones: the targets are renamed only when the body is complete."""
+    (updir / "a.txt").write_bytes(b"old a")
+    big = os.urandom(300000)
+    body = mp_body([("a", "a.txt", b"new a"), ("b", "b.bin", big), ("c", "../c.txt", b"c")])
+    r = requests.post(forms.url + "/up" + str(updir) + "/", data=body, headers={"Content-Type": CT})
+    assert r.status_code == 400
+    assert names_in(updir) == ["a.txt"] and (updir / "a.txt").read_bytes() == b"old a"
+    body = mp_body([("a", "a.txt", b"new a"), ("b", "b.bin", big)])
+    out = send_split(forms, "/up" + str(updir) + "/", body[:-200], [])
+    assert status_of(out) == 400
+    assert names_in(updir) == ["a.txt"] and (updir / "a.txt").read_bytes() == b"old a"
+    s = forms.connect()                   # the client vanishes in the second file
+    s.sendall(head("/up" + str(updir) + "/", len(body)) + body[:200000])
+    # both parts have their temporary (a.txt's complete, b.bin's growing)
+    assert wait_for(lambda: sum(n.endswith(".uhtmp") for n in names_in(updir)) == 2)
+    s.close()
+    assert wait_for(lambda: names_in(updir) == ["a.txt"])
+    assert (updir / "a.txt").read_bytes() == b"old a"
+
+
+def test_receive_directory_or_file_in_the_way_409(forms, updir):
+    (updir / "sub").mkdir()
+    r = requests.post(forms.url + "/up" + str(updir) + "/", files={"f": ("sub", b"x")})
+    assert r.status_code == 409
+    (updir / "file").write_bytes(b"f")
+    r = requests.post(forms.url + "/up" + str(updir) + "/file/", files={"f": ("x.txt", b"x")})
+    assert r.status_code == 409
+    assert names_in(updir) == ["file", "sub"] and (updir / "file").read_bytes() == b"f"
+
+
+def test_receive_acl_second_file_denied_stores_nothing(formsacl, updir):
+    r = requests.post(formsacl.url + "/up" + str(updir) + "/",
+                      files=[("a", ("ok.txt", b"1")), ("b", ("private.txt", b"2"))])
+    assert r.status_code == 403 and names_in(updir) == []
+
+
+def test_receive_keep_alive_and_pipelining(forms, updir):
+    b1 = mp_body([("f", "p1.txt", b"one")])
+    b2 = mp_body([("f", "p2.txt", b"two")])
+    req = b""
+    for b in (b1, b2):
+        req += (b"POST /up" + str(updir).encode() + b"/ HTTP/1.1\r\nHost: x\r\nContent-Type: " + CT.encode() +
+                b"\r\nContent-Length: " + str(len(b)).encode() + b"\r\n\r\n" + b)
+    req += b"POST /form HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n" \
+           b"Content-Length: 3\r\nConnection: close\r\n\r\na=1"
+    out = forms.raw(req)
+    assert out.count(b"HTTP/1.1 201 Created") == 2 and out.endswith(b'{"a": "1"}'), out
+    assert names_in(updir) == ["p1.txt", "p2.txt"]
+
+
+def test_receive_reply_is_json_of_stored_paths(forms, updir):
+    body = mp_body([("f", 'q\\"é.txt'.encode(), b"q")])      # filename="q\"é.txt" (curl --form-escape)
+    r = requests.post(forms.url + "/up" + str(updir) + "/", data=body, headers={"Content-Type": CT})
+    assert r.status_code == 201 and r.headers["Content-Type"] == "application/json"
+    assert r.json() == [str(updir / 'q"é.txt')]
+
+
+@pytest.fixture(scope="module")
+def tls_forms(tmp_path_factory):
+    d = tmp_path_factory.mktemp("tlsforms")
+    key, crt = d / "k.pem", d / "c.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", str(key), "-out", str(crt), "-days", "2", "-subj", "/CN=127.0.0.1"],
+                   check=True, capture_output=True)
+    root = d / "root"
+    root.mkdir()
+    r = start_app("tls", crt, key, root, tmp_path=d)
+    r.url = "https://127.0.0.1:%d" % r.port
+    r.root = root
+    yield r
+    stop_app(r)
+
+
+def test_receive_multipart_over_tls(tls_forms):
+    data = os.urandom(1024 * 1024 + 5)
+    r = requests.post(tls_forms.url + "/up%s/" % tls_forms.root, files={"f": ("tls.bin", data)}, verify=False,
+                      timeout=30)
+    assert r.status_code == 201
+    assert (tls_forms.root / "tls.bin").read_bytes() == data
+
+
+def test_parts_random_bodies_reads_and_splits(forms):
+    """Generated bodies (data full of near-delimiters, several parts) sent
+    in random pieces, read with random read(n)/readinto sizes: every part
+    arrives whole, in order.  Fixed seed: reproducible."""
+    import random
+    rnd = random.Random(1234)
+    near = [b"\r", b"\r\n", b"\r\n-", b"\r\n--", b"\r\n--" + BOUNDARY[:5], b"\r\n--" + BOUNDARY + b"x", b"--", b"\n"]
+    for case in range(12):
+        parts = []
+        for i in range(rnd.randint(1, 4)):
+            data = b"".join(rnd.choice(near) if rnd.random() < 0.3 else os.urandom(rnd.randint(0, 700))
+                            for _ in range(rnd.randint(0, 12)))
+            parts.append(("p%d" % i, rnd.choice([None, "f%d.bin" % i]), data))
+        body = mp_body(parts)
+        query = rnd.choice(["n=%d" % rnd.randint(1, 3000), "n=-1", "into=%d" % rnd.randint(1, 5000)])
+        cuts = sorted(rnd.sample(range(1, len(body)), min(4, len(body) - 1)))
+        out = send_split(forms, "/parts?" + query, body, cuts)
+        assert status_of(out) == 200, (case, out[:200])
+        got = [(p["name"], p["filename"], p["size"], p["sha256"]) for p in json_of(out)]
+        assert got == [(n, f, len(d), sha(d)) for n, f, d in parts], case
+
+
+def test_parts_client_vanishes_or_stalls(forms):
+    data = os.urandom(100000)
+    body = mp_body([("f", "f.bin", data)])
+    s = forms.connect()
+    s.sendall(head("/parts?into=1000", len(body)) + body[:30000])
+    s.close()                                   # vanishes mid-part
+    s = forms.connect(timeout=10)
+    s.sendall(head("/parts?into=1000", len(body)) + body[:30000])
+    out = s.recv(4096)                          # stalls: 408 after the app's 2 s timeout
+    s.close()
+    assert status_of(out) == 408
+    assert requests.post(forms.url + "/form", data={"ok": "1"}).json() == {"ok": "1"}
+    assert forms.alive()

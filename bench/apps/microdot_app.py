@@ -8,6 +8,7 @@ gc.collect()
 heap0 = gc.mem_alloc()
 from microdot import Microdot, Request, send_file
 from microdot.sse import with_sse
+from microdot.multipart import FormDataIter, FileUpload
 
 www, updir = sys.argv[2], sys.argv[3]
 app = Microdot()
@@ -44,6 +45,28 @@ async def upload(request, path):
             f.write(chunk)
             left -= len(chunk)
     return "", 201
+
+
+# multipart uploads, Microdot's streaming way: FormDataIter + FileUpload.save.
+# ?buf=N sets FormDataIter.buffer_size (default 256 bytes; save() reads the
+# class attribute, so it is set for the request; the app is single-threaded)
+
+
+@app.post("/mp/<path:path>")
+async def mp_upload(request, path):
+    FormDataIter.buffer_size = int(request.args.get("buf", "256"))
+    stored = []
+    async for name, value in FormDataIter(request):
+        if isinstance(value, FileUpload):
+            await value.save("/" + path + value.filename)
+            stored.append(value.filename)
+    return str(stored), 201
+
+
+@app.post("/form")
+async def form(request):
+    f = request.form
+    return "%s %s %s %s" % (f["user"], f["pwd"], f["remember"], f["next"]), 200, {"Content-Type": "text/plain"}
 
 
 @app.route("/fire")

@@ -9,7 +9,9 @@ max_conns = int(sys.argv[3]) if len(sys.argv) > 3 else 64
 gc.collect()
 heap0 = gc.mem_alloc()
 events = int(sys.argv[4]) if len(sys.argv) > 4 else 3
-srv = uhttpd.Server(0, host="127.0.0.1", max_conns=max_conns, events=events, routes=12)
+# max_body: a 16 MiB file as multipart/form-data is a little over 16 MiB
+srv = uhttpd.Server(0, host="127.0.0.1", max_conns=max_conns, events=events, routes=12,
+                    max_body=64 * 1024 * 1024)
 gc.collect()
 heap_server = gc.mem_alloc() - heap0
 
@@ -38,7 +40,13 @@ def res(req):
     req.write(result[0])
 
 
+def form(req):
+    f = req.form()
+    req.write("%s %s %s %s" % (f["user"], f["pwd"], f["remember"], f["next"]), mime="text/plain")
+
+
 srv.route("/", uhttpd.GET, hello)
+srv.route("/form", uhttpd.POST, form)
 srv.route("/mem", uhttpd.GET, mem)
 srv.route("/fire", uhttpd.GET, trigger)
 srv.route("/result", uhttpd.GET, res)

@@ -1,23 +1,14 @@
 # Test app: forms (design.md section 11).  argv: [acl=1]
-# [body_buffer=N] [max_body=N] [timeout=S] [probe=1]
-# Prints NOFORMS (and exits) while uhttpd.Request has no form(): the
-# multipart API is not wired in yet, and tests/test_forms.py skips.
+# [body_buffer=N] [max_body=N] [timeout=S]
 import sys
 import time
 import json
 import uhttpd
 
-if not hasattr(uhttpd.Request, "form"):
-    print("NOFORMS")
-    sys.exit(0)
-
 opts = {}
 for a in sys.argv[1:]:
     k, _, v = a.partition("=")
     opts[k] = v
-if opts.get("probe"):
-    print("FORMS")
-    sys.exit(0)
 
 import hashlib
 
@@ -90,8 +81,71 @@ def parts(req):
     req.write(json.dumps(out), mime="application/json")
 
 
+def form_then_body(req):
+    # form() of a body that is not a form: {} and the body stays readable
+    d = req.form()
+    req.write(json.dumps({"form": d, "body": req.read().decode()}), mime="application/json")
+
+
+def form_caught(req):
+    # a handler that catches the error of a bad form answers itself
+    try:
+        req.form()
+    except ValueError as e:
+        req.write("caught ValueError: %s" % e, status=422, mime="text/plain")
+    except OSError as e:
+        req.write("caught OSError %d" % e.args[0], status=422, mime="text/plain")
+
+
+kept = []
+
+
+def parts_rules(req):
+    """?mode=skip: read the first 3 bytes of each part, then move on;
+    mode=dead: a part read after the iterator moved on; mode=keep: keep
+    the first part for /parts-kept (read after the request)."""
+    mode = text(req.query("mode") or b"skip")
+    out = []
+    first = None
+    for p in req.parts():
+        if mode == "skip":
+            out.append([p.name, p.read(3).decode(), p.read(0).decode()])
+        elif mode == "dead":
+            if first is None:
+                first = p
+                continue
+            try:
+                first.read()
+                out.append("read")
+            except OSError:
+                out.append("dead")
+            try:
+                first.readinto(bytearray(4))
+                out.append("readinto")
+            except OSError:
+                out.append("dead")
+            out.append(p.read().decode())
+        elif mode == "keep":
+            kept.append(p)
+            out.append(p.name)
+            break
+    req.write(json.dumps(out), mime="application/json")
+
+
+def parts_kept(req):
+    try:
+        kept.pop().read()
+        req.write("read")
+    except OSError:
+        req.write("dead")
+
+
 srv.route("/form", uhttpd.POST, form)
 srv.route("/parts", uhttpd.POST, parts)
+srv.route("/form-body", uhttpd.POST, form_then_body)
+srv.route("/form-caught", uhttpd.POST, form_caught)
+srv.route("/parts-rules", uhttpd.POST, parts_rules)
+srv.route("/parts-kept", uhttpd.GET, parts_kept)
 
 if opts.get("acl"):
     seen = []
