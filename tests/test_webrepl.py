@@ -689,3 +689,29 @@ def test_garbage_frames_end_the_session_not_the_process(repl):
     res.send("secret\r")
     read_until(res, "WebREPL connected")
     res.close()
+
+
+def test_output_of_two_threads_never_interleaves_inside_a_frame(repl):
+    """The main program and a handler in the server thread write at once:
+    every frame the client reads is whole (one lock for the socket)."""
+    import threading
+    r = repl()
+    ws = raw_session(r)
+    ws.text("import sys, time\r")
+    t = threading.Thread(target=lambda: [requests.get("http://127.0.0.1:%d/say?n=300" % r.port, timeout=20)
+                                         for _ in range(3)])
+    # one write per line; the empty line ends the block
+    ws.text("for i in range(2000): _ = sys.stdout.write('repl-line %d\\n' % i); time.sleep_ms(i % 2)\r\r")
+    out = ws.until("repl-line 0\n")    # the echo (a frame per key) is over
+    t.start()
+    out += ws.until("repl-line 1999")
+    t.join()
+    ws.text("'E'+'ND'\r")
+    out += ws.until("'END'")
+    lines = [ln.replace(">>> ", "") for ln in out.splitlines() if "-line " in ln and "write(" not in ln]
+    assert [ln for ln in lines if ln.startswith("repl-line")] == ["repl-line %d" % i for i in range(2000)]
+    assert [ln for ln in lines if ln.startswith("handler-line")] == ["handler-line %d" % i for i in range(300)] * 3
+    assert len(lines) == 2900, [ln for ln in lines if not ln.startswith(("repl-line ", "handler-line "))]
+    first = lines.index("handler-line 0")
+    assert "repl-line 1999" in lines[first:], "the two threads did not write at the same time"
+    ws.close()

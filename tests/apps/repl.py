@@ -34,6 +34,17 @@ def take(req):
 srv.route("/take", uhttpd.GET, take)
 
 
+def say(req):
+    # output from the server thread: it goes to the REPL session too
+    import sys
+    for i in range(int(req.query("n"))):
+        sys.stdout.write("handler-line %d\n" % i)   # one write, one frame
+    req.write("ok")
+
+
+srv.route("/say", uhttpd.GET, say)
+
+
 def builtin(req):
     # log in to a built-in _webrepl on a BytesIO with ?pw=: its constructor
     # writes "Password: " over the first 10 bytes (the same bytes), the
