@@ -233,16 +233,9 @@ static void uh_repl_shut(uh_repl_obj_t *s) {
     if (MP_STATE_VM(uhttpd_repl_sock) == s) {
         MP_STATE_VM(uhttpd_repl_sock) = NULL;
     }
-    /* let go of the dupterm slot at once: where dupterm treats a native
-     * stream's EOF as "no input" (MICROPY_PY_OS_DUPTERM_BUILTIN_STREAM) it
-     * would never deactivate it */
-    #if MICROPY_PY_OS_DUPTERM
-    for (size_t i = 0; i < MICROPY_PY_OS_DUPTERM; i++) {
-        if (MP_STATE_VM(dupterm_objs[i]) == MP_OBJ_FROM_PTR(s)) {
-            MP_STATE_VM(dupterm_objs[i]) = MP_OBJ_NULL;
-        }
-    }
-    #endif
+    /* the stream stays in its dupterm slot (so a new session waits with
+     * 503) until the reader returns EOF and dupterm lets go of it, or
+     * uh_repl_detach_dead() removes it */
 }
 
 /* Send a[0..an) then b[0..bn) as one piece of the stream (GIL held on entry
@@ -611,10 +604,10 @@ static mp_uint_t uh_repl_read(mp_obj_t self_in, void *buf, mp_uint_t size, int *
             uh_repl_shut(s);    /* EOF or a reset: the session is over */
         }
     }
-    s->busy = 0;
     if (s->eof) {
-        uh_repl_file_close(s);
+        uh_repl_file_close(s);   /* may release the GIL: still busy */
     }
+    s->busy = 0;
     return ret;
 }
 
@@ -748,6 +741,26 @@ void uhttpd_repl_reap(void) {
     uh_repl_shut(s);
 }
 
+/* Take ended sessions that no reader is inside out of the dupterm slots.
+ * dupterm itself lets go of a stream whose read says EOF, except where it
+ * treats a native stream's EOF as "no input"
+ * (MICROPY_PY_OS_DUPTERM_BUILTIN_STREAM), or when nobody reads (unix, a
+ * script running).  A stream a reader is inside is left alone: its caller
+ * clears the slot when the read returns.  GIL held. */
+static void uh_repl_detach_dead(void) {
+    #if MICROPY_PY_OS_DUPTERM
+    for (size_t i = 0; i < MICROPY_PY_OS_DUPTERM; i++) {
+        mp_obj_t o = MP_STATE_VM(dupterm_objs[i]);
+        if (o != MP_OBJ_NULL && mp_obj_is_type(o, &uh_repl_type)) {
+            uh_repl_obj_t *s = MP_OBJ_TO_PTR(o);
+            if (s->eof && !s->busy) {
+                MP_STATE_VM(dupterm_objs[i]) = MP_OBJ_NULL;
+            }
+        }
+    }
+    #endif
+}
+
 /* The server that owns the session stops: nobody polls the socket any
  * more, so its close may happen directly (GIL held). */
 void uh_repl_server_gone(uh_state_t *st) {
@@ -782,6 +795,7 @@ void uh_ws_upgrade(uh_state_t *st, uh_conn_t *c, mp_obj_t target) {
         return;
     }
     uhttpd_repl_reap();
+    uh_repl_detach_dead();
     if (MP_STATE_VM(uhttpd_repl_sock) != NULL) {
         uh_reply_simple(st, c, 503, "Retry-After: 5\r\n", "another REPL session is active\n");
         return;
@@ -921,6 +935,7 @@ static void uh_repl_ready(uh_state_t *st, void *owner, short ev) {
         nlr_pop();
     }
     uhttpd_repl_reap();
+    uh_repl_detach_dead();
     MP_THREAD_GIL_EXIT();
     #endif
 }

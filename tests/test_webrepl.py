@@ -715,3 +715,33 @@ def test_output_of_two_threads_never_interleaves_inside_a_frame(repl):
     first = lines.index("handler-line 0")
     assert "repl-line 1999" in lines[first:], "the two threads did not write at the same time"
     ws.close()
+
+
+def test_clients_that_vanish_mid_transfer_leave_nothing_open(repl):
+    r = repl()
+    src = "/tmp/uhttpd-vanish-%d.bin" % os.getpid()      # names are at most 64 bytes
+    part = "/tmp/uhttpd-vanish-part-%d.bin" % os.getpid()
+    with open(src, "wb") as f:
+        f.write(os.urandom(20000))
+    def open_files():
+        d = "/proc/%d/fd" % r.proc.pid
+        return [os.readlink(os.path.join(d, n)) for n in os.listdir(d)]
+
+    for i in range(3):
+        ws = raw_session(r)
+        ws.binary(wa_header(1, 10000, part))                         # PUT, partly sent
+        assert ws.recv_bin() == b"WB\x00\x00"
+        ws.binary(os.urandom(3000))
+        ws.close()
+        ws = raw_session(r)
+        ws.binary(wa_header(2, 0, src))                              # GET, one chunk read
+        assert ws.recv_bin() == b"WB\x00\x00"
+        ws.binary(b"\x00")
+        assert len(ws.recv_bin()) == 258
+        ws.close()
+    # a new session starts only once the old one let go of dupterm, which
+    # is after its file was closed
+    evaluates(raw_session(r), "1+2", "3")
+    assert not [f for f in open_files() if "uhttpd-vanish" in f]
+    os.remove(src)
+    os.remove(part)
