@@ -970,6 +970,11 @@ void uh_ws_reset(void) {
     MP_STATE_VM(uhttpd_repl_sock) = NULL;
     uh_repl_fd = -1;
     uh_repl_owner = NULL;
+    #if UH_WRAP_DEINIT
+    /* once per cycle (moduhttpd.c): every thread that could hold the mutex
+     * was stopped or deleted, perhaps while it held it */
+    uh_repl_mutex_ready = 0;
+    #endif
     if (!uh_repl_mutex_ready) {
         mp_thread_mutex_init(&uh_repl_mutex);
         uh_repl_mutex_ready = 1;
