@@ -1,39 +1,29 @@
-"""uhttpd REPL glue: binds a WebSocket from the server (_uhttpd.WSock) to the
-MicroPython REPL through MicroPython's own websocket, _webrepl and
-os.dupterm, so the protocol is exactly WebREPL's."""
+"""uhttpd REPL glue: validates ws()'s password, claims the process's one
+REPL url, and gives the server's native WebREPL stream (native/uh_ws.c,
+which speaks the protocol itself) to os.dupterm.  Neither the `websocket`
+nor the `_webrepl` module is used: the built-in WebREPL's password is left
+alone."""
 
 _claimed = False
 
 
 class _Repl:
     def __init__(self, pwd):
-        self.pwd = pwd
+        self.pwd = pwd   # read by the server at each upgrade
 
-    def attach(self, sock):
-        """Called by the server with the upgraded socket; returns the object
-        given to os.dupterm (the server tells its session by it)."""
+    def attach(self, stream):
+        """Called by the server with a new session's stream."""
         import os
-        import websocket
-        ws = websocket.websocket(sock)
-        if self.pwd is not None:
-            import _webrepl
-            _webrepl.password(self.pwd)
-            ws = _webrepl._webrepl(ws)
-        os.dupterm(ws)
-        return ws
+        os.dupterm(stream)
 
 
 def setup(pwd):
-    """Validate ``pwd`` (WebREPL's rules) and claim the process's REPL url."""
+    """Validate ``pwd`` (1 to 9 characters, as WebREPL's) and claim the
+    process's REPL url."""
     global _claimed
-    try:
-        import os
-        import websocket  # noqa: F401
-        os.dupterm  # noqa: B018
-        if pwd is not None:
-            import _webrepl  # noqa: F401
-    except (ImportError, AttributeError):
-        raise OSError("uhttpd: this firmware has no WebREPL support (websocket/_webrepl/os.dupterm)")
+    import os
+    if not hasattr(os, "dupterm"):
+        raise OSError("uhttpd: this firmware has no os.dupterm (needed for the REPL)")
     if pwd is not None:
         if not isinstance(pwd, str):
             raise TypeError("pwd must be a str")
