@@ -241,7 +241,7 @@ static void uh_file_close(mp_obj_t f) {
     }
 }
 
-static void uh_remove_quiet(mp_obj_t path) {
+void uh_remove_quiet(mp_obj_t path) {
     nlr_buf_t nlr;
     if (nlr_push(&nlr) == 0) {
         mp_vfs_remove(path);
@@ -863,7 +863,7 @@ static int uh_rename(mp_obj_t a, mp_obj_t b) {
  * refuses to rename over an existing file (EEXIST) gets remove-then-rename,
  * only while our temporary file exists and the target is a file: never
  * remove a target for a rename that could not work anyway. */
-static int uh_commit(mp_obj_t tmp, mp_obj_t dst) {
+int uh_commit(mp_obj_t tmp, mp_obj_t dst) {
     int err = uh_rename(tmp, dst);
     uh_stat_t ts, ds;
     if (err == MP_EEXIST && uh_stat(tmp, &ts) == 0 && !ts.is_dir && uh_stat(dst, &ds) == 0 && !ds.is_dir) {

@@ -374,6 +374,11 @@ void uh_files_serve(uh_state_t *st, uh_conn_t *c, mp_obj_t cfg);   /* GIL held *
 void uh_stream_pump(uh_state_t *st, uh_conn_t *c, short revents); /* no GIL */
 void uh_stream_abort(uh_state_t *st, uh_conn_t *c, int status);   /* no GIL */
 short uh_stream_events(uh_conn_t *c);
+/* Make a complete temporary file the target (GIL held): rename, with the
+ * remove-then-rename FAT needs; removes the temporary on failure.  0 or an
+ * errno. */
+int uh_commit(mp_obj_t tmp, mp_obj_t dst);
+void uh_remove_quiet(mp_obj_t path);
 extern const mp_obj_fun_builtin_var_t uh_recv_to_obj;
 extern const mp_obj_fun_builtin_var_t uh_file_reply_obj;
 

@@ -121,6 +121,8 @@ typedef struct _uh_repl_obj_t {
     uint16_t ferr;         /* PUT: the first error, reported at the end */
     uint32_t left;         /* PUT: bytes still to come */
     mp_obj_t file;         /* the open file of a PUT or GET, or MP_OBJ_NULL */
+    mp_obj_t put_tmp;      /* PUT: the temporary being written (removed unless committed) */
+    mp_obj_t put_dst;      /* PUT: the target it becomes when complete */
     size_t term_pos;       /* REPL input waiting in p.msg[term_pos..term_len) */
     size_t term_len;
     size_t raw_pos;        /* received, not yet parsed: raw[raw_pos..raw_len) */
@@ -186,17 +188,24 @@ static uint16_t uh_repl_errno(void *ret_val) {
 /* Close the open file; its error (a PUT's last flush), or 0. */
 static uint16_t uh_repl_file_close(uh_repl_obj_t *s) {
     mp_obj_t f = s->file;
-    if (f == MP_OBJ_NULL) {
-        return 0;
-    }
     s->file = MP_OBJ_NULL;
-    nlr_buf_t nlr;
-    if (nlr_push(&nlr) == 0) {
-        mp_stream_close(f);
-        nlr_pop();
-        return 0;
+    uint16_t err = 0;
+    if (f != MP_OBJ_NULL) {
+        nlr_buf_t nlr;
+        if (nlr_push(&nlr) == 0) {
+            mp_stream_close(f);
+            nlr_pop();
+        } else {
+            err = uh_repl_errno(nlr.ret_val);
+        }
     }
-    return uh_repl_errno(nlr.ret_val);
+    if (s->put_tmp != MP_OBJ_NULL) {
+        /* a PUT that did not complete: nothing of it stays */
+        uh_remove_quiet(s->put_tmp);
+        s->put_tmp = MP_OBJ_NULL;
+        s->put_dst = MP_OBJ_NULL;
+    }
+    return err;
 }
 
 /* ---- the socket ---------------------------------------------------------- */
@@ -382,10 +391,43 @@ static void uh_repl_put_data(uh_repl_obj_t *s, const uint8_t *d, size_t n) {
     }
     s->left -= (uint32_t)n;
     if (s->left == 0) {
-        uint16_t cerr = uh_repl_file_close(s);
+        /* complete: the temporary becomes the file (nothing half-written
+         * is ever seen under the target's name) */
+        mp_obj_t tmp = s->put_tmp, dst = s->put_dst;
+        s->put_tmp = MP_OBJ_NULL;
+        s->put_dst = MP_OBJ_NULL;
+        uint16_t err = uh_repl_file_close(s);
+        if (s->ferr) {
+            err = s->ferr;
+        }
+        if (tmp != MP_OBJ_NULL) {
+            if (err) {
+                uh_remove_quiet(tmp);
+            } else {
+                int ce = uh_commit(tmp, dst);
+                err = ce > 0 && ce <= 0xFFFF ? (uint16_t)ce : (ce ? MP_EIO : 0);
+            }
+        }
         s->fstate = F_HDR;
-        uh_repl_status(s, s->ferr ? s->ferr : cerr);
+        uh_repl_status(s, err);
     }
+}
+
+/* An existing file that is neither regular nor a directory (a device, a
+ * FIFO: unix only): a PUT writes it in place, never renames over it. */
+static int uh_repl_special(mp_obj_t path) {
+    int special = 0;
+    nlr_buf_t nlr;
+    if (nlr_push(&nlr) == 0) {
+        mp_obj_t t = mp_vfs_stat(path);
+        size_t n;
+        mp_obj_t *it;
+        mp_obj_tuple_get(t, &n, &it);
+        mp_int_t mode = mp_obj_get_int(it[0]);
+        special = (mode & 0xF000) != 0x8000 && (mode & 0xF000) != MP_S_IFDIR;
+        nlr_pop();
+    }
+    return special;
 }
 
 /* A whole request header is in hdr[]. */
@@ -410,10 +452,19 @@ static void uh_repl_request(uh_repl_obj_t *s) {
     }
     nlr_buf_t nlr;
     if (nlr_push(&nlr) == 0) {
-        mp_obj_t args[2] = {
-            mp_obj_new_str(name, name_len),
-            MP_OBJ_NEW_QSTR(op == OP_PUT ? MP_QSTR_wb : MP_QSTR_rb)
-        };
+        mp_obj_t path = mp_obj_new_str(name, name_len);
+        if (op == OP_PUT && !uh_repl_special(path)) {
+            /* written to a temporary beside the target, renamed when
+             * complete (as the HTTP receiver does) */
+            vstr_t v;
+            vstr_init(&v, name_len + 12);
+            vstr_add_strn(&v, name, name_len);
+            vstr_add_str(&v, ".repl.uhtmp");
+            s->put_dst = path;
+            s->put_tmp = mp_obj_new_str_from_vstr(&v);
+            path = s->put_tmp;
+        }
+        mp_obj_t args[2] = { path, MP_OBJ_NEW_QSTR(op == OP_PUT ? MP_QSTR_wb : MP_QSTR_rb) };
         s->file = mp_vfs_open(2, args, (mp_map_t *)&mp_const_empty_map);
         /* a file object of a Python VFS may lack the C stream protocol */
         mp_get_stream_raise(s->file, op == OP_PUT ? MP_STREAM_OP_WRITE : MP_STREAM_OP_READ);
@@ -694,6 +745,8 @@ static mp_uint_t uh_repl_ioctl(mp_obj_t self_in, mp_uint_t request, uintptr_t ar
 static mp_obj_t uh_repl_del(mp_obj_t self_in) {
     uh_repl_obj_t *s = MP_OBJ_TO_PTR(self_in);
     s->file = MP_OBJ_NULL;
+    s->put_tmp = MP_OBJ_NULL;
+    s->put_dst = MP_OBJ_NULL;
     uh_repl_shut(s);
     return mp_const_none;
 }
@@ -832,6 +885,8 @@ void uh_ws_upgrade(uh_state_t *st, uh_conn_t *c, mp_obj_t target) {
     memset((uint8_t *)s + sizeof(s->base), 0, sizeof(*s) - sizeof(s->base));
     s->io.fd = -1;
     s->file = MP_OBJ_NULL;
+    s->put_tmp = MP_OBJ_NULL;
+    s->put_dst = MP_OBJ_NULL;
     s->p.msg = s->msg;
     s->p.max_msg = sizeof(s->msg);
     s->p.require_mask = 0;   /* webrepl_cli.py sends unmasked frames */

@@ -727,6 +727,8 @@ def test_clients_that_vanish_mid_transfer_leave_nothing_open(repl):
         d = "/proc/%d/fd" % r.proc.pid
         return [os.readlink(os.path.join(d, n)) for n in os.listdir(d)]
 
+    with open(part, "wb") as f:
+        f.write(b"the old file")
     for i in range(3):
         ws = raw_session(r)
         ws.binary(wa_header(1, 10000, part))                         # PUT, partly sent
@@ -743,5 +745,11 @@ def test_clients_that_vanish_mid_transfer_leave_nothing_open(repl):
     # is after its file was closed
     evaluates(raw_session(r), "1+2", "3")
     assert not [f for f in open_files() if "uhttpd-vanish" in f]
+    # a cut-off PUT writes a temporary: the old file stays whole and no
+    # temporary is left
+    with open(part, "rb") as f:
+        assert f.read() == b"the old file"
+    assert not [n for n in os.listdir("/tmp") if n.startswith("uhttpd-vanish-part-%d" % os.getpid())
+                and n != os.path.basename(part)]
     os.remove(src)
     os.remove(part)
