@@ -20,9 +20,12 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 CONFIGS = [
-    ("defaults (max_conns=4, max_header=2048)", "{}", False),
+    ("defaults (max_conns=4, max_header=2048, body_buffer=8192)", "{}", False),
     ("defaults + serve()/receive() (file_block 16 KiB per connection)", "{}", True),
-    ("board-sized: max_conns=2, max_header=1024, file_block=2048, with files", "{'max_conns': 2, 'max_header': 1024, 'file_block': 2048}", True),
+    ("ESP32 defaults: max_header=1024, body_buffer=2048, file_block=2048, with files",
+     "{'max_header': 1024, 'body_buffer': 2048, 'file_block': 2048}", True),
+    ("board-sized: max_conns=2, max_header=1024, body_buffer=1024, file_block=2048, with files",
+     "{'max_conns': 2, 'max_header': 1024, 'body_buffer': 1024, 'file_block': 2048}", True),
     ("events=3 (8 KiB queue per listener)", "{'events': 3}", False),
 ]
 
