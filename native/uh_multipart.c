@@ -33,18 +33,11 @@ enum { MODE_UNKNOWN = 0, MODE_CRLF = 1, MODE_LF = 2 };
 /* Outcomes of one byte fed to the delimiter matcher. */
 enum { M_MORE, M_MISS, M_LINE_LF, M_LINE_CRLF, M_PAD, M_CLOSE };
 
-static int lower(int c) {
-    return (c >= 'A' && c <= 'Z') ? c + 32 : c;
-}
-
+/* p[0..n) equals the lowercase literal l, ASCII case-insensitively (the
+ * HTTP parser's comparison). */
 static int ieq(const char *p, size_t n, const char *l) {
-    size_t i = 0;
-    for (; i < n; i++) {
-        if (!l[i] || lower((unsigned char)p[i]) != l[i]) {
-            return 0;
-        }
-    }
-    return l[i] == 0;
+    uh_span_t sp = { p, n };
+    return uh_span_ieq(sp, l);
 }
 
 static int is_ows(int c) {
