@@ -85,7 +85,7 @@ def main():
     for b, (t, d, z) in totals.items():
         print("| %s | **total native/** | **%d** | %d | %d |" % (b, t, d, z))
     fz = ROOT / "build" / "unix" / "frozen_mpy"
-    for m in ("uhttpd.mpy", "uhttpd_repl.mpy"):
+    for m in sorted(q.stem + ".mpy" for q in (ROOT / "frozen").glob("*.py")):
         p = fz / m
         if p.exists():
             print("| frozen | %s (bytecode) | %d | | |" % (m, p.stat().st_size))
