@@ -8,8 +8,6 @@ ws.id, ws.send from other threads and handlers, broadcast, the limits at
 their edges (clients, max_msg, ws_queue), origins, auth, CORS, routing,
 wss://, hostile clients, and the heap after many connections.
 """
-import base64
-import hashlib
 import json
 import os
 import socket
@@ -25,9 +23,10 @@ import websocket
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect as wsx_connect
 
+import wsraw
 from uhttpd_testlib import start_app, stop_app
+from wsraw import frame
 
-GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 TEXT, BIN, CONT, CLOSE, PING = 1, 2, 0, 8, 9
 
 
@@ -105,71 +104,16 @@ def close_code_seen(c):
             return struct.unpack("!H", fr.data[:2])[0] if fr.data else None
 
 
-def frame(op, payload=b"", fin=True, mask=True, length=None):
-    n = len(payload) if length is None else length
-    head = bytes([(0x80 if fin else 0) | op])
-    mbit = 0x80 if mask else 0
-    if n < 126:
-        head += bytes([mbit | n])
-    elif n < 65536:
-        head += bytes([mbit | 126]) + struct.pack("!H", n)
-    else:
-        head += bytes([mbit | 127]) + struct.pack("!Q", n)
-    if not mask:
-        return head + payload
-    key = os.urandom(4)
-    return head + key + bytes(b ^ key[i & 3] for i, b in enumerate(payload))
-
-
-class Raw:
-    """A client on a plain socket: byte-exact frames, and the handshake
-    sent with whatever should follow it in the same packet."""
+class Raw(wsraw.Raw):
+    """The shared raw client (tests/wsraw.py) on this app's /ws, with a
+    fresh key; recv_frame() gives (opcode, payload)."""
 
     def __init__(self, r, path="/ws", after=b"", rcvbuf=None, extra=b""):
-        self.s = socket.socket()
-        if rcvbuf:
-            self.s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        self.s.settimeout(10)
-        self.s.connect(("127.0.0.1", r.port))
-        key = base64.b64encode(os.urandom(16))
-        self.s.sendall(b"GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                       b"Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n%s\r\n%s"
-                       % (path.encode(), key, extra, after))
-        head = b""
-        while b"\r\n\r\n" not in head:
-            b = self.s.recv(4096)
-            assert b, "closed during the handshake: %r" % head
-            head += b
-        self.head, _, self.buf = head.partition(b"\r\n\r\n")
-        self.status = int(self.head.split(b" ", 2)[1])
-        if self.status == 101:
-            accept = base64.b64encode(hashlib.sha1(key + GUID).digest())
-            assert b"sec-websocket-accept: " + accept.lower() in self.head.lower()
-
-    def send(self, data):
-        try:
-            self.s.sendall(data)
-        except (BrokenPipeError, ConnectionResetError):
-            pass   # the server may have failed the connection already
-
-    def _read(self, n):
-        while len(self.buf) < n:
-            b = self.s.recv(65536)
-            if not b:
-                raise EOFError
-            self.buf += b
-        out, self.buf = self.buf[:n], self.buf[n:]
-        return out
+        super().__init__(r.port, path, key=None, extra=extra, after=after, rcvbuf=rcvbuf)
 
     def recv_frame(self):
-        b0, b1 = self._read(2)
-        assert b1 & 0x80 == 0, "a masked server frame"
-        n = b1 & 0x7F
-        if n == 126:
-            n = struct.unpack("!H", self._read(2))[0]
-        elif n == 127:
-            n = struct.unpack("!Q", self._read(8))[0]
-        return b0 & 0x0F, self._read(n)
+        fin, op, data = super().recv_frame()
+        return op, data
 
     def expect_close(self, code):
         op, data = self.recv_frame()
